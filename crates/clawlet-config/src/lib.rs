@@ -1,4 +1,117 @@
 //! Configuration for `clawlet-webhookd`: one YAML file, `${VAR}` interpolation, defaults, validation.
 //!
-//! This is the only library crate that knows the YAML schema. It must never do I/O beyond reading the
-//! configuration file and the environment, and never print a secret.
+//! This is the only library crate that knows the YAML schema. [`load`] finds the file (`--config`,
+//! else `CLAWLET_CONFIG`, else `~/.clawlet/config.yaml`), interpolates `${VAR}`, `${VAR:-default}` and
+//! `$${` in string values, layers it with figment (built-in defaults, the file,
+//! `CLAWLET_WEBHOOKS__PORT=9000`-style variables, CLI flags), and checks everything, returning every
+//! problem at once with the file, the key path and the fix. When the file gives no `routes`, every
+//! event goes to the built-in `log` agent. It must never do I/O beyond reading the configuration file,
+//! the TLS files it checks, and the injected environment, and never print a secret: secrets are
+//! [`Secret`]s, which redact themselves.
+//!
+//! ```
+//! use clawlet_config::{Env, LoadOptions, load};
+//!
+//! // No ~/.clawlet/config.yaml under this HOME, so the built-in defaults apply.
+//! let env = Env::empty().with("HOME", "/nonexistent-home");
+//! let opts = LoadOptions { port: Some(9000), env, ..LoadOptions::default() };
+//! let loaded = load(&opts).expect("the built-in defaults are valid");
+//! assert_eq!(loaded.source, None);
+//! assert_eq!(loaded.config.webhooks.port, 9000);
+//! assert_eq!(loaded.config.webhooks.host, "0.0.0.0");
+//! let journal = std::path::Path::new("/nonexistent-home/.clawlet/webhooks.db");
+//! assert_eq!(loaded.config.webhooks.queue.path, journal);
+//! ```
+
+use std::path::PathBuf;
+
+mod env;
+mod error;
+mod interpolate;
+mod load;
+mod raw;
+mod resolve;
+mod schema;
+mod secret;
+mod types;
+
+pub use env::Env;
+pub use error::{ConfigError, ConfigErrors};
+pub use secret::Secret;
+pub use types::{
+    Agent, AgentKind, Algorithm, Config, Encoding, Handler, HandlerKind, Limits, LogFormat,
+    LogLevel, Logging, NatsQueue, Otlp, Queue, QueueBackend, RateLimit, ResponseType, Route, Ssl,
+    Telemetry, Webhooks,
+};
+
+/// What the command line says about configuration, plus the environment to resolve it against.
+///
+/// `Default` has an empty environment; the daemon passes [`Env::process`].
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--config PATH`; must exist when given.
+    pub path: Option<PathBuf>,
+    /// `--host`, overriding `webhooks.host`.
+    pub host: Option<String>,
+    /// `--webhook-port`, overriding `webhooks.port`.
+    pub port: Option<u16>,
+    /// Variables for interpolation, `CLAWLET_CONFIG`, `HOME` and `CLAWLET_WEBHOOKS__…` overrides.
+    pub env: Env,
+}
+
+/// A configuration that passed every check.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// The file actually read; `None` when the default path does not exist and only the built-in
+    /// defaults, environment and flags apply.
+    pub source: Option<PathBuf>,
+    /// Things that load but deserve a loud log line at every start (handlers running without
+    /// signature verification, ignored TLS files, ignored top-level keys).
+    pub warnings: Vec<String>,
+}
+
+/// Loads, layers and checks the configuration.
+///
+/// # Errors
+///
+/// Every problem found: a missing explicit file, YAML syntax, unset variables, unknown keys, values of
+/// the wrong type, and every rule the values break. Display prints one per line.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
+    load::load(opts)
+}
+
+/// `clawlet-webhookd config check`: the text to print and the exit code.
+///
+/// On success, the effective configuration as YAML with secrets shown as `[redacted]`, preceded by
+/// comment lines naming the source and each warning; exit code 0. On failure, every error, one per
+/// line; exit code 2.
+pub fn check(opts: &LoadOptions) -> (String, i32) {
+    match load(opts) {
+        Ok(loaded) => {
+            let mut out = match &loaded.source {
+                Some(path) => format!("# effective configuration from {}\n", path.display()),
+                None => {
+                    "# effective configuration from built-in defaults (no config file)\n".to_owned()
+                }
+            };
+            for w in &loaded.warnings {
+                out.push_str("# warning: ");
+                out.push_str(w);
+                out.push('\n');
+            }
+            match serde_saphyr::to_string(&loaded.config) {
+                Ok(yaml) => {
+                    out.push_str(&yaml);
+                    (out, 0)
+                }
+                Err(e) => (
+                    format!("cannot render the effective configuration: {e}\n"),
+                    1,
+                ),
+            }
+        }
+        Err(errors) => (format!("{errors}\n"), 2),
+    }
+}

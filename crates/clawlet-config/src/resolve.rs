@@ -1,0 +1,774 @@
+//! Raw values to the effective [`Config`]: defaults that depend on names and kinds, parsing of
+//! durations, addresses and enums, and every cross-field rule. All problems are collected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::env::Env;
+use crate::error::ConfigError;
+use crate::raw::{RawAgent, RawConfig, RawHandler, RawRateLimit, RawRoute};
+use crate::secret::Secret;
+use crate::types::{
+    Agent, AgentKind, Algorithm, Config, Encoding, Handler, HandlerKind, Limits, LogFormat,
+    LogLevel, Logging, NatsQueue, Otlp, Queue, QueueBackend, RateLimit, ResponseType, Route, Ssl,
+    Telemetry, Webhooks,
+};
+
+/// Paths the server itself answers.
+const RESERVED_PATHS: [&str; 2] = ["/health", "/metrics"];
+
+/// The agent that receives every event when the file has no routes.
+pub(crate) const BUILTIN_LOG_AGENT: &str = "log";
+
+/// Where each value came from, so an error points at what to edit.
+#[derive(Debug, Default)]
+pub(crate) struct Origins {
+    pub(crate) file: Option<String>,
+    /// Dotted key → the `CLAWLET_WEBHOOKS__…` variable that set it.
+    pub(crate) env: BTreeMap<String, String>,
+    /// Dotted key → the CLI flag that set it.
+    pub(crate) cli: BTreeMap<String, &'static str>,
+}
+
+impl Origins {
+    pub(crate) fn of(&self, key: &str) -> String {
+        if let Some(flag) = self.cli.get(key) {
+            return (*flag).to_owned();
+        }
+        let under = |k: &String| {
+            key == k
+                || key
+                    .strip_prefix(k.as_str())
+                    .is_some_and(|r| r.starts_with('.'))
+        };
+        if let Some((_, var)) = self.env.iter().find(|(k, _)| under(k)) {
+            return format!("environment variable {var}");
+        }
+        self.file
+            .clone()
+            .unwrap_or_else(|| "built-in defaults".to_owned())
+    }
+}
+
+struct Ctx<'a> {
+    origins: &'a Origins,
+    env: &'a Env,
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl Ctx<'_> {
+    fn invalid(&mut self, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError::Invalid {
+            origin: self.origins.of(key),
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, key: &str, message: &str) {
+        self.warnings
+            .push(format!("{}: {key}: {message}", self.origins.of(key)));
+    }
+
+    fn duration(&mut self, key: &str, text: &str) -> Duration {
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.invalid(
+                    key,
+                    format!("`{text}` is zero; give a positive duration like 30s, 10m, 72h or 7d"),
+                );
+                Duration::ZERO
+            }
+            Err(_) => {
+                self.invalid(
+                    key,
+                    format!("`{text}` is not a duration; write it like 30s, 10m, 72h or 7d"),
+                );
+                Duration::ZERO
+            }
+        }
+    }
+
+    fn networks(&mut self, key: &str, items: &[String]) -> Vec<IpNet> {
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let text = item.trim();
+            if let Ok(net) = text.parse::<IpNet>() {
+                out.push(net);
+            } else if let Ok(ip) = text.parse::<IpAddr>() {
+                out.push(IpNet::from(ip));
+            } else {
+                self.invalid(
+                    &format!("{key}[{i}]"),
+                    format!(
+                        "`{item}` is not an IP address or CIDR; write it like 192.0.2.10, 192.0.2.0/24 or 2001:db8::/32"
+                    ),
+                );
+            }
+        }
+        out
+    }
+
+    fn rate_limit(&mut self, key: &str, raw: &RawRateLimit) -> RateLimit {
+        if raw.enabled && raw.max_requests == 0 {
+            self.invalid(
+                &format!("{key}.max_requests"),
+                "must be at least 1; to turn rate limiting off, set enabled: false",
+            );
+        }
+        if raw.enabled && raw.window_seconds == 0 {
+            self.invalid(&format!("{key}.window_seconds"), "must be at least 1");
+        }
+        RateLimit {
+            enabled: raw.enabled,
+            max_requests: raw.max_requests,
+            window_seconds: raw.window_seconds,
+        }
+    }
+
+    /// `~` and `~/…` against `HOME`.
+    fn expand_home(&mut self, key: &str, text: &str) -> PathBuf {
+        let rest = if text == "~" {
+            Some("")
+        } else {
+            text.strip_prefix("~/")
+        };
+        match rest {
+            None => PathBuf::from(text),
+            Some(rest) => match self.env.get("HOME").filter(|h| !h.is_empty()) {
+                Some(home) => PathBuf::from(home).join(rest),
+                None => {
+                    self.invalid(
+                        key,
+                        format!(
+                            "`{text}` starts with ~ but HOME is not set; give an absolute path"
+                        ),
+                    );
+                    PathBuf::from(text)
+                }
+            },
+        }
+    }
+}
+
+pub(crate) fn resolve(
+    raw: RawConfig,
+    origins: &Origins,
+    env: &Env,
+) -> Result<(Config, Vec<String>), Vec<ConfigError>> {
+    let mut cx = Ctx {
+        origins,
+        env,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let w = raw.webhooks;
+
+    // Port 0 asks the kernel for any free port; the daemon logs the one it got. Tests rely on it.
+    let port = match u16::try_from(w.port) {
+        Ok(p) => p,
+        _ => {
+            cx.invalid(
+                "webhooks.port",
+                format!(
+                    "{} is not a port to listen on; use a number from 1 to 65535 (or 0 for any free port)",
+                    w.port
+                ),
+            );
+            0
+        }
+    };
+    if w.host.trim().is_empty() {
+        cx.invalid(
+            "webhooks.host",
+            "is empty; use an address like 0.0.0.0 or 127.0.0.1",
+        );
+    }
+    let rate_limit = cx.rate_limit("webhooks.rate_limit", &w.rate_limit);
+    let ssl = resolve_ssl(&mut cx, &w.ssl);
+    let allowed_ips = cx.networks("webhooks.allowed_ips", &w.allowed_ips);
+    let trusted_proxies = cx.networks("webhooks.trusted_proxies", &w.trusted_proxies);
+    if w.max_body_bytes == 0 {
+        cx.invalid(
+            "webhooks.max_body_bytes",
+            "must be at least 1; the default is 26214400 (25 MiB)",
+        );
+    }
+
+    let level = match w.logging.level.to_ascii_uppercase().as_str() {
+        "TRACE" => LogLevel::Trace,
+        "DEBUG" => LogLevel::Debug,
+        "INFO" => LogLevel::Info,
+        "WARN" | "WARNING" => LogLevel::Warn,
+        "ERROR" | "CRITICAL" => LogLevel::Error,
+        _ => {
+            cx.invalid(
+                "webhooks.logging.level",
+                format!(
+                    "`{}` is not a log level; use TRACE, DEBUG, INFO, WARNING or ERROR",
+                    w.logging.level
+                ),
+            );
+            LogLevel::Info
+        }
+    };
+    let format = match w.logging.format.as_str() {
+        "human" => LogFormat::Human,
+        "json" => LogFormat::Json,
+        other => {
+            cx.invalid(
+                "webhooks.logging.format",
+                format!("`{other}` is not a log format; use human or json"),
+            );
+            LogFormat::Human
+        }
+    };
+    let logging = Logging {
+        enabled: w.logging.enabled,
+        level,
+        include_headers: w.logging.include_headers,
+        include_payload: w.logging.include_payload,
+        format,
+    };
+
+    let limits = Limits {
+        header_read_timeout: cx.duration(
+            "webhooks.limits.header_read_timeout",
+            &w.limits.header_read_timeout,
+        ),
+        request_timeout: cx.duration("webhooks.limits.request_timeout", &w.limits.request_timeout),
+        max_connections: w.limits.max_connections,
+        max_header_bytes: w.limits.max_header_bytes,
+    };
+    if limits.max_connections == 0 {
+        cx.invalid("webhooks.limits.max_connections", "must be at least 1");
+    }
+    if limits.max_header_bytes == 0 {
+        cx.invalid("webhooks.limits.max_header_bytes", "must be at least 1");
+    }
+
+    let backend = match w.queue.backend.as_str() {
+        "sqlite" => QueueBackend::Sqlite,
+        "memory" => QueueBackend::Memory,
+        "nats" => QueueBackend::Nats,
+        other => {
+            cx.invalid(
+                "webhooks.queue.backend",
+                format!("`{other}` is not a queue backend; use sqlite, memory or nats"),
+            );
+            QueueBackend::Sqlite
+        }
+    };
+    let queue = Queue {
+        backend,
+        // Only the sqlite backend opens the file, so only it needs HOME for a `~` path.
+        path: if backend == QueueBackend::Sqlite {
+            cx.expand_home("webhooks.queue.path", &w.queue.path)
+        } else {
+            PathBuf::from(&w.queue.path)
+        },
+        dedup_window: cx.duration("webhooks.queue.dedup_window", &w.queue.dedup_window),
+        max_pending: w.queue.max_pending,
+        retention: cx.duration("webhooks.queue.retention", &w.queue.retention),
+        nats: NatsQueue {
+            url: w.queue.nats.url.clone(),
+            stream: w.queue.nats.stream.clone(),
+            duplicate_window: cx.duration(
+                "webhooks.queue.nats.duplicate_window",
+                &w.queue.nats.duplicate_window,
+            ),
+        },
+    };
+    if queue.max_pending == 0 {
+        cx.invalid("webhooks.queue.max_pending", "must be at least 1");
+    }
+    if backend == QueueBackend::Nats && queue.nats.url.trim().is_empty() {
+        cx.invalid(
+            "webhooks.queue.nats.url",
+            "is empty; the nats backend needs a server URL like nats://127.0.0.1:4222",
+        );
+    }
+
+    let handlers: BTreeMap<String, Handler> = w
+        .handlers
+        .iter()
+        .map(|(name, h)| (name.clone(), resolve_handler(&mut cx, name, h)))
+        .collect();
+    check_paths(&mut cx, &handlers);
+
+    let mut agents: BTreeMap<String, Agent> = w
+        .agents
+        .iter()
+        .map(|(name, a)| (name.clone(), resolve_agent(&mut cx, name, a)))
+        .collect();
+    agents
+        .entry(BUILTIN_LOG_AGENT.to_owned())
+        .or_insert_with(|| Agent {
+            name: BUILTIN_LOG_AGENT.to_owned(),
+            kind: AgentKind::Log,
+            timeout: Duration::from_secs(10),
+            concurrency: 4,
+            max_attempts: 10,
+        });
+    let routes = resolve_routes(&mut cx, &w.routes, &handlers, &agents);
+
+    let otlp = Otlp {
+        endpoint: w.telemetry.otlp.endpoint.filter(|e| !e.trim().is_empty()),
+        service_name: w.telemetry.otlp.service_name,
+    };
+    if otlp.service_name.trim().is_empty() {
+        cx.invalid(
+            "webhooks.telemetry.otlp.service_name",
+            "is empty; the default is clawlet-webhookd",
+        );
+    }
+
+    if !cx.errors.is_empty() {
+        return Err(cx.errors);
+    }
+    let webhooks = Webhooks {
+        enabled: w.enabled,
+        host: w.host,
+        port,
+        rate_limit,
+        ssl,
+        allowed_ips,
+        trusted_proxies,
+        max_body_bytes: w.max_body_bytes,
+        logging,
+        limits,
+        queue,
+        handlers,
+        agents,
+        routes,
+        telemetry: Telemetry { otlp },
+    };
+    Ok((Config { webhooks }, cx.warnings))
+}
+
+fn resolve_ssl(cx: &mut Ctx<'_>, raw: &crate::raw::RawSsl) -> Ssl {
+    let file = |cx: &mut Ctx<'_>, which: &str, value: &Option<String>| -> Option<PathBuf> {
+        let key = format!("webhooks.ssl.{which}");
+        let text = value.as_deref().filter(|t| !t.trim().is_empty());
+        let Some(text) = text else {
+            if raw.enabled {
+                cx.invalid(&key, format!("is not set but ssl is enabled; give the PEM {which} file, or set ssl.enabled: false"));
+            }
+            return None;
+        };
+        let path = cx.expand_home(&key, text);
+        // Opening proves readability; a directory opens too on Unix, hence the metadata check.
+        let readable = std::fs::File::open(&path)
+            .and_then(|f| f.metadata())
+            .and_then(|m| {
+                if m.is_file() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other("not a regular file"))
+                }
+            });
+        if raw.enabled
+            && let Err(e) = readable
+        {
+            cx.invalid(
+                &key,
+                format!(
+                    "cannot read {}: {e}; fix the path or its permissions",
+                    path.display()
+                ),
+            );
+        }
+        Some(path)
+    };
+    let cert = file(cx, "cert", &raw.cert);
+    let key = file(cx, "key", &raw.key);
+    if !raw.enabled && (cert.is_some() || key.is_some()) {
+        cx.warn("webhooks.ssl.enabled", "is false, so the cert and key are not used and the listener speaks plain HTTP; set enabled: true for TLS");
+    }
+    Ssl {
+        enabled: raw.enabled,
+        cert,
+        key,
+    }
+}
+
+fn resolve_handler(cx: &mut Ctx<'_>, name: &str, raw: &RawHandler) -> Handler {
+    let at = |field: &str| format!("webhooks.handlers.{name}.{field}");
+    let kind = match (raw.kind.as_deref(), name) {
+        (Some("github"), _) | (None, "github") => HandlerKind::Github,
+        (Some("stripe"), _) | (None, "stripe") => HandlerKind::Stripe,
+        (Some("custom"), _) | (None, _) => HandlerKind::Custom,
+        (Some("standard"), _) => HandlerKind::Standard,
+        (Some(other), _) => {
+            cx.invalid(
+                &at("kind"),
+                format!("`{other}` is not a handler kind; use github, stripe, custom or standard"),
+            );
+            HandlerKind::Custom
+        }
+    };
+
+    let path = match &raw.path {
+        Some(p) => {
+            if !p.starts_with('/') {
+                cx.invalid(
+                    &at("path"),
+                    format!("`{p}` must start with /, as in /webhook/{name}"),
+                );
+            }
+            p.clone()
+        }
+        None => {
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                || name.is_empty()
+            {
+                cx.invalid(
+                    &at("path"),
+                    format!("the handler name `{name}` cannot form the default path /webhook/<name>; set path: explicitly"),
+                );
+            }
+            format!("/webhook/{name}")
+        }
+    };
+
+    let texts: Vec<(String, &String)> = match (&raw.secret, &raw.secrets) {
+        (Some(_), Some(_)) => {
+            cx.invalid(
+                &at("secrets"),
+                "secret and secrets are both set; put every secret under secrets",
+            );
+            Vec::new()
+        }
+        (Some(s), None) => vec![(at("secret"), s)],
+        (None, Some(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("{}[{i}]", at("secrets")), s))
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    let mut secrets = Vec::with_capacity(texts.len());
+    for (key, text) in texts {
+        if text.trim().is_empty() {
+            cx.invalid(&key, "is empty; set the signing secret (check that its environment variable is not empty), or remove the key");
+        } else {
+            secrets.push(Secret::new(text.clone()));
+        }
+    }
+    if raw.secrets.as_ref().is_some_and(Vec::is_empty) {
+        cx.invalid(
+            &at("secrets"),
+            "is an empty list; give at least one secret, or remove the key",
+        );
+    }
+
+    let verify = raw.verify && !secrets.is_empty();
+    if raw.enabled {
+        let signed_scheme = kind != HandlerKind::Custom;
+        if raw.verify
+            && secrets.is_empty()
+            && signed_scheme
+            && raw.secret.is_none()
+            && raw.secrets.is_none()
+        {
+            cx.invalid(
+                &at("secret"),
+                format!(
+                    "a {} handler needs a secret to verify signatures; set secret: \"${{{}_WEBHOOK_SECRET}}\", or verify: false to accept unsigned requests (never in production)",
+                    kind_name(kind),
+                    name.to_ascii_uppercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+                ),
+            );
+        } else if !raw.verify {
+            cx.warn(&at("verify"), "is false: anyone who knows the URL can send events to this handler; never run it like this in production");
+        } else if secrets.is_empty() && raw.secret.is_none() && raw.secrets.is_none() {
+            cx.warn(&at("secret"), "is not set: signatures are not verified and anyone who knows the URL can send events; set a secret");
+        }
+    }
+
+    let response_type = match raw.response_type.as_str() {
+        "json" => ResponseType::Json,
+        "text" => ResponseType::Text,
+        other => {
+            cx.invalid(
+                &at("response_type"),
+                format!("`{other}` is not a response type; use json or text"),
+            );
+            ResponseType::Json
+        }
+    };
+    let algorithm = match raw.algorithm.as_str() {
+        "sha256" => Algorithm::Sha256,
+        "sha1" => Algorithm::Sha1,
+        "sha512" => Algorithm::Sha512,
+        other => {
+            cx.invalid(
+                &at("algorithm"),
+                format!("`{other}` is not a supported algorithm; use sha256, sha512 or sha1"),
+            );
+            Algorithm::Sha256
+        }
+    };
+    let encoding = match raw.encoding.as_str() {
+        "hex" => Encoding::Hex,
+        "base64" => Encoding::Base64,
+        other => {
+            cx.invalid(
+                &at("encoding"),
+                format!("`{other}` is not a digest encoding; use hex or base64"),
+            );
+            Encoding::Hex
+        }
+    };
+    if raw.signature_header.trim().is_empty() {
+        cx.invalid(
+            &at("signature_header"),
+            "is empty; the default is X-Signature",
+        );
+    }
+    let pointer = |cx: &mut Ctx<'_>, field: &str, value: &str| {
+        if !value.is_empty() && !value.starts_with('/') {
+            cx.invalid(
+                &at(field),
+                format!("`{value}` is not a JSON pointer; write it like /{value}"),
+            );
+        }
+    };
+    pointer(cx, "event_type_field", &raw.event_type_field);
+    if let Some(f) = &raw.delivery_id_field {
+        pointer(cx, "delivery_id_field", f);
+    }
+    let prefix = raw
+        .prefix
+        .clone()
+        .unwrap_or_else(|| format!("{}=", algorithm_name(algorithm)));
+    let allowed_ips = raw
+        .allowed_ips
+        .as_ref()
+        .map(|ips| cx.networks(&at("allowed_ips"), ips));
+    let rate_limit = raw
+        .rate_limit
+        .as_ref()
+        .map(|r| cx.rate_limit(&at("rate_limit"), r));
+
+    Handler {
+        name: name.to_owned(),
+        enabled: raw.enabled,
+        path,
+        kind,
+        secrets,
+        verify,
+        events: raw.events.clone(),
+        response_type,
+        tolerance_seconds: raw.tolerance_seconds,
+        allow_legacy_sha1: raw.allow_legacy_sha1,
+        signature_header: raw.signature_header.clone(),
+        algorithm,
+        encoding,
+        prefix,
+        event_type_field: raw.event_type_field.clone(),
+        delivery_id_header: raw.delivery_id_header.clone(),
+        delivery_id_field: raw.delivery_id_field.clone(),
+        allowed_ips,
+        rate_limit,
+    }
+}
+
+fn kind_name(kind: HandlerKind) -> &'static str {
+    match kind {
+        HandlerKind::Github => "github",
+        HandlerKind::Stripe => "stripe",
+        HandlerKind::Custom => "custom",
+        HandlerKind::Standard => "standard",
+    }
+}
+
+fn algorithm_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::Sha1 => "sha1",
+        Algorithm::Sha256 => "sha256",
+        Algorithm::Sha512 => "sha512",
+    }
+}
+
+fn check_paths(cx: &mut Ctx<'_>, handlers: &BTreeMap<String, Handler>) {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for h in handlers.values().filter(|h| h.enabled) {
+        let key = format!("webhooks.handlers.{}.path", h.name);
+        if RESERVED_PATHS.contains(&h.path.as_str()) {
+            cx.invalid(
+                &key,
+                format!(
+                    "{} is reserved for the server itself; choose another path",
+                    h.path
+                ),
+            );
+        } else if let Some(first) = seen.get(h.path.as_str()) {
+            cx.invalid(
+                &key,
+                format!("{} is already the path of handler {first}; give each enabled handler its own path", h.path),
+            );
+        } else {
+            seen.insert(h.path.as_str(), h.name.as_str());
+        }
+    }
+}
+
+fn resolve_agent(cx: &mut Ctx<'_>, name: &str, raw: &RawAgent) -> Agent {
+    let at = |field: &str| format!("webhooks.agents.{name}.{field}");
+    let refuse_field = |cx: &mut Ctx<'_>, field: &str, present: bool, kinds: &str| {
+        if present {
+            cx.invalid(
+                &at(field),
+                format!("applies only to {kinds} agents; remove it"),
+            );
+        }
+    };
+    let (kind, default_timeout) = match raw.kind.as_deref() {
+        Some("exec") => {
+            refuse_field(cx, "url", raw.url.is_some(), "http");
+            refuse_field(cx, "secret", raw.secret.is_some(), "http");
+            refuse_field(cx, "headers", raw.headers.is_some(), "http");
+            let command = raw.command.clone().unwrap_or_default();
+            if command.first().is_none_or(|p| p.trim().is_empty()) {
+                cx.invalid(&at("command"), "is missing or empty; an exec agent needs the program and its arguments, as in command: [\"/usr/local/bin/notify\"]");
+            }
+            (AgentKind::Exec { command }, Duration::from_secs(30))
+        }
+        Some("http") => {
+            refuse_field(cx, "command", raw.command.is_some(), "exec");
+            let url = raw.url.clone().unwrap_or_default();
+            if raw.url.is_none() {
+                cx.invalid(
+                    &at("url"),
+                    "is missing; an http agent needs the URL to POST events to, as in url: \"http://127.0.0.1:9000/events\"",
+                );
+            } else if !(url.starts_with("http://") || url.starts_with("https://")) {
+                cx.invalid(&at("url"), format!("`{url}` is not an http:// or https:// URL; an http agent needs the URL to POST events to"));
+            }
+            let secret = match raw.secret.as_deref() {
+                Some(s) if s.trim().is_empty() => {
+                    cx.invalid(&at("secret"), "is empty; set the whsec_ signing secret, or remove the key to send unsigned");
+                    None
+                }
+                Some(s) => Some(Secret::new(s)),
+                None => None,
+            };
+            let headers = raw
+                .headers
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, Secret::new(v)))
+                .collect();
+            (
+                AgentKind::Http {
+                    url,
+                    secret,
+                    headers,
+                },
+                Duration::from_secs(10),
+            )
+        }
+        Some("log") => {
+            refuse_field(cx, "command", raw.command.is_some(), "exec");
+            refuse_field(cx, "url", raw.url.is_some(), "http");
+            refuse_field(cx, "secret", raw.secret.is_some(), "http");
+            refuse_field(cx, "headers", raw.headers.is_some(), "http");
+            (AgentKind::Log, Duration::from_secs(10))
+        }
+        Some(other) => {
+            cx.invalid(
+                &at("kind"),
+                format!("`{other}` is not an agent kind; use exec, http or log"),
+            );
+            (AgentKind::Log, Duration::from_secs(10))
+        }
+        None => {
+            cx.invalid(&at("kind"), "is missing; set kind: exec, http or log");
+            (AgentKind::Log, Duration::from_secs(10))
+        }
+    };
+    let timeout = match &raw.timeout {
+        Some(t) => cx.duration(&at("timeout"), t),
+        None => default_timeout,
+    };
+    if raw.concurrency == 0 {
+        cx.invalid(&at("concurrency"), "must be at least 1");
+    }
+    if raw.max_attempts == 0 {
+        cx.invalid(&at("max_attempts"), "must be at least 1");
+    }
+    Agent {
+        name: name.to_owned(),
+        kind,
+        timeout,
+        concurrency: raw.concurrency,
+        max_attempts: raw.max_attempts,
+    }
+}
+
+fn resolve_routes(
+    cx: &mut Ctx<'_>,
+    raw: &[RawRoute],
+    handlers: &BTreeMap<String, Handler>,
+    agents: &BTreeMap<String, Agent>,
+) -> Vec<Route> {
+    if raw.is_empty() {
+        return vec![Route {
+            handlers: Vec::new(),
+            events: Vec::new(),
+            agent: BUILTIN_LOG_AGENT.to_owned(),
+        }];
+    }
+    let known_agents: BTreeSet<&str> = agents.keys().map(String::as_str).collect();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        let at = |field: &str| format!("webhooks.routes[{i}].{field}");
+        let agent = r.agent.clone().unwrap_or_default();
+        if r.agent.is_none() {
+            cx.invalid(
+                &at("agent"),
+                "is missing; name the agent that receives these events",
+            );
+        } else if !known_agents.contains(agent.as_str()) {
+            let hint = crate::schema::suggest(&agent, known_agents.iter().copied())
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            cx.invalid(
+                &at("agent"),
+                format!(
+                    "agent `{agent}` is not defined; {hint}define it under webhooks.agents or use one of: {}",
+                    known_agents.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        for (j, h) in r.handlers.iter().enumerate() {
+            if !handlers.contains_key(h) {
+                let hint = crate::schema::suggest(h, handlers.keys().map(String::as_str))
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_else(|| {
+                        "; define it under webhooks.handlers or remove it here".to_owned()
+                    });
+                cx.invalid(
+                    &format!("{}[{j}]", at("handlers")),
+                    format!("handler `{h}` is not defined{hint}"),
+                );
+            }
+        }
+        out.push(Route {
+            handlers: r.handlers.clone(),
+            events: r.events.clone(),
+            agent,
+        });
+    }
+    out
+}
