@@ -63,3 +63,15 @@ pub struct Envelope {
     /// The body's JSON exactly as received.
     pub payload: Box<RawValue>,
 }
+
+impl Envelope {
+    /// The envelope's JSON form, as stored by the bus and handed to agents.
+    pub fn to_json(&self) -> Result<Vec<u8>, crate::EnvelopeError> {
+        serde_json::to_vec(self).map_err(crate::EnvelopeError::Encode)
+    }
+
+    /// Reads an envelope back from [`Envelope::to_json`]'s form.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, crate::EnvelopeError> {
+        serde_json::from_slice(bytes).map_err(crate::EnvelopeError::Decode)
+    }
+}
