@@ -1,0 +1,301 @@
+//! The plain structs the binary fills from its configuration.
+
+use std::fmt;
+
+use axum::http::{HeaderMap, HeaderName};
+use clawlet_events::{CustomOptions, Source};
+use clawlet_ratelimit::Quota;
+use clawlet_verify::{VerifyError, custom, github, standard, stripe};
+use ipnet::IpNet;
+
+/// Everything the HTTP layer serves; swapped whole by [`crate::App::reload`].
+#[derive(Debug, Clone)]
+pub struct RuntimeSpec {
+    /// The enabled handlers, one path each.
+    pub handlers: Vec<HandlerSpec>,
+    /// Addresses allowed to send to handlers without their own list; empty allows all.
+    pub allowed_ips: Vec<IpNet>,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The quota per client IP for handlers without their own; `None` disables it.
+    pub rate_limit: Option<Quota>,
+    /// The largest body accepted (25 MiB by default in the configuration).
+    pub max_body_bytes: usize,
+    /// What the per-request log line holds.
+    pub logging: LogSpec,
+}
+
+/// What the per-request log line holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSpec {
+    /// One line per request at INFO (target `clawlet_http::request`).
+    pub enabled: bool,
+    /// Add the request headers, with signatures, `Authorization` and cookies redacted.
+    pub include_headers: bool,
+    /// Add the body (lossy UTF-8). It may hold personal data: off unless debugging.
+    pub include_payload: bool,
+}
+
+impl Default for LogSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            include_headers: false,
+            include_payload: false,
+        }
+    }
+}
+
+/// How a handler answers: the spec's `response_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseType {
+    /// `{"status":"accepted","event_id":"…"}`, `{"error":"…"}`.
+    #[default]
+    Json,
+    /// `accepted …`, one line of plain text.
+    Text,
+}
+
+/// One webhook endpoint.
+#[derive(Debug, Clone)]
+pub struct HandlerSpec {
+    /// The handler's name: the `handler` of its events, and the metrics label.
+    pub name: String,
+    /// The path it answers `POST` on, such as `/webhook/github`.
+    pub path: String,
+    /// Which sender kind it parses.
+    pub source: Source,
+    /// How the signature is checked.
+    pub verifier: Verifier,
+    /// Event types queued; empty queues all. An entry matches the event type (`pull_request`)
+    /// or type and action (`pull_request.opened`).
+    pub events: Vec<String>,
+    /// How it answers.
+    pub response_type: ResponseType,
+    /// Addresses allowed to send here, replacing the global list; `None` uses the global one.
+    pub allowed_ips: Option<Vec<IpNet>>,
+    /// The quota per client IP here, replacing the global one; `None` uses the global one.
+    pub rate_limit: Option<Quota>,
+    /// Where a custom handler finds the event type and delivery id.
+    pub custom: CustomOptions,
+}
+
+/// How a handler checks signatures. `Debug` never prints a secret.
+#[derive(Clone)]
+pub enum Verifier {
+    /// No check at all: the binary warns loudly at start-up.
+    Unverified,
+    /// `X-Hub-Signature-256` (and legacy `X-Hub-Signature` when allowed).
+    Github {
+        /// Secrets tried in order (more than one while rotating).
+        secrets: Vec<Vec<u8>>,
+        /// Accept a SHA-1 signature when no SHA-256 one is sent.
+        allow_legacy_sha1: bool,
+    },
+    /// `Stripe-Signature` with its timestamp.
+    Stripe {
+        /// Signing secrets (`whsec_…`) tried in order.
+        secrets: Vec<Vec<u8>>,
+        /// How old (or far ahead) the timestamp may be.
+        tolerance_secs: u64,
+    },
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature` (or the
+    /// `svix-` spelling).
+    Standard {
+        /// Keys tried in order.
+        keys: Vec<standard::Key>,
+        /// How old (or far ahead) the timestamp may be.
+        tolerance_secs: u64,
+    },
+    /// An HMAC of the body in one header.
+    Custom {
+        /// The header carrying the signature.
+        header: HeaderName,
+        /// Algorithm, encoding and prefix.
+        scheme: custom::Scheme,
+        /// Secrets tried in order.
+        secrets: Vec<Vec<u8>>,
+    },
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unverified => f.write_str("Unverified"),
+            Self::Github {
+                secrets,
+                allow_legacy_sha1,
+            } => f
+                .debug_struct("Github")
+                .field("secrets", &Redacted(secrets.len()))
+                .field("allow_legacy_sha1", allow_legacy_sha1)
+                .finish(),
+            Self::Stripe {
+                secrets,
+                tolerance_secs,
+            } => f
+                .debug_struct("Stripe")
+                .field("secrets", &Redacted(secrets.len()))
+                .field("tolerance_secs", tolerance_secs)
+                .finish(),
+            Self::Standard {
+                keys,
+                tolerance_secs,
+            } => f
+                .debug_struct("Standard")
+                .field("keys", &Redacted(keys.len()))
+                .field("tolerance_secs", tolerance_secs)
+                .finish(),
+            Self::Custom {
+                header,
+                scheme,
+                secrets,
+            } => f
+                .debug_struct("Custom")
+                .field("header", header)
+                .field("scheme", scheme)
+                .field("secrets", &Redacted(secrets.len()))
+                .finish(),
+        }
+    }
+}
+
+struct Redacted(usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} redacted]", self.0)
+    }
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers.get(name).map(|value| value.as_bytes())
+}
+
+/// The first of the names that is present.
+fn either<'h>(headers: &'h HeaderMap, first: &str, second: &str) -> Option<&'h [u8]> {
+    header(headers, first).or_else(|| header(headers, second))
+}
+
+impl Verifier {
+    /// Whether a signature is checked at all.
+    pub fn is_verified(&self) -> bool {
+        !matches!(self, Self::Unverified)
+    }
+
+    /// Whether every secret is usable: at least one, none empty.
+    pub(crate) fn has_usable_secrets(&self) -> bool {
+        fn usable(secrets: &[Vec<u8>]) -> bool {
+            !secrets.is_empty() && secrets.iter().all(|secret| !secret.is_empty())
+        }
+        match self {
+            Self::Unverified => true,
+            Self::Github { secrets, .. }
+            | Self::Stripe { secrets, .. }
+            | Self::Custom { secrets, .. } => usable(secrets),
+            Self::Standard { keys, .. } => !keys.is_empty(),
+        }
+    }
+
+    /// Checks the body's signature; `now_unix` for schemes with a timestamp.
+    pub(crate) fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<(), VerifyError> {
+        match self {
+            Self::Unverified => Ok(()),
+            Self::Github {
+                secrets,
+                allow_legacy_sha1,
+            } => github::verify(
+                secrets,
+                header(headers, "x-hub-signature-256"),
+                header(headers, "x-hub-signature"),
+                body,
+                *allow_legacy_sha1,
+            )
+            .map(drop),
+            Self::Stripe {
+                secrets,
+                tolerance_secs,
+            } => stripe::verify(
+                secrets,
+                header(headers, "stripe-signature"),
+                body,
+                now_unix,
+                *tolerance_secs,
+            )
+            .map(drop),
+            Self::Standard {
+                keys,
+                tolerance_secs,
+            } => standard::verify(
+                keys,
+                either(headers, "webhook-id", "svix-id"),
+                either(headers, "webhook-timestamp", "svix-timestamp"),
+                either(headers, "webhook-signature", "svix-signature"),
+                body,
+                now_unix,
+                *tolerance_secs,
+            )
+            .map(drop),
+            Self::Custom {
+                header: name,
+                scheme,
+                secrets,
+            } => scheme
+                .verify(secrets, headers.get(name).map(|v| v.as_bytes()), body)
+                .map(drop),
+        }
+    }
+
+    /// The header carrying this handler's signature, redacted in logs besides the usual ones.
+    pub(crate) fn signature_header(&self) -> Option<&HeaderName> {
+        match self {
+            Self::Custom { header, .. } => Some(header),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let secret = b"hunter2-secret".to_vec();
+        let cases = [
+            Verifier::Github {
+                secrets: vec![secret.clone(), secret.clone()],
+                allow_legacy_sha1: false,
+            },
+            Verifier::Stripe {
+                secrets: vec![secret.clone()],
+                tolerance_secs: 300,
+            },
+            Verifier::Standard {
+                keys: vec![standard::Key::from_secret("whsec_aHVudGVyMi1zZWNyZXQ=").unwrap()],
+                tolerance_secs: 300,
+            },
+            Verifier::Custom {
+                header: HeaderName::from_static("x-signature"),
+                scheme: custom::Scheme::default(),
+                secrets: vec![secret.clone()],
+            },
+        ];
+        let shown: Vec<String> = cases.iter().map(|v| format!("{v:?}")).collect();
+        for text in &shown {
+            assert!(!text.contains("hunter2"), "{text}");
+            // Nor as a byte list.
+            assert!(!text.contains("104, 117"), "{text}");
+        }
+        assert_eq!(
+            shown[0],
+            "Github { secrets: [2 redacted], allow_legacy_sha1: false }"
+        );
+        assert_eq!(format!("{:?}", Verifier::Unverified), "Unverified");
+    }
+}
