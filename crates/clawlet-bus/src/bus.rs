@@ -1,0 +1,305 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use clawlet_events::Envelope;
+use tokio::sync::Notify;
+
+use crate::local::LocalStore;
+use crate::nats::NatsStore;
+use crate::spec::Routes;
+use crate::sql::{self, Finish, InsertLimits, NewEvent, Work};
+use crate::{
+    Backend, BusError, BusOptions, Health, ListFilter, Published, ReplaySelector, StoredEvent,
+};
+
+/// What a client is told to wait when the queue is full.
+pub(crate) const FULL_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// State shared by the bus handle, the writer thread and the dispatcher.
+pub(crate) struct Shared {
+    /// Routes applied at publish time; `None` until a dispatcher registers them.
+    pub(crate) routes: ArcSwapOption<Routes>,
+    /// Undelivered events (sqlite, memory), or the stream's backlog as last seen (nats).
+    pub(crate) pending: AtomicU64,
+    /// Journal transactions committed, to show that publishes are committed in groups.
+    pub(crate) transactions: AtomicU64,
+    /// False once the writer stopped or the NATS connection is down.
+    pub(crate) alive: AtomicBool,
+    /// Wakes the dispatcher when new work was committed.
+    pub(crate) notify: Notify,
+    pub(crate) max_pending: u64,
+    pub(crate) dedup_window: Duration,
+    pub(crate) retention: Duration,
+}
+
+pub(crate) enum Store {
+    Local(LocalStore),
+    Nats(Box<NatsStore>),
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    store: Store,
+    backend: &'static str,
+}
+
+/// The queue every accepted event goes through. Cheap to clone; all clones share one backend.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use clawlet_bus::{Backend, Bus, BusOptions};
+/// let bus = Bus::open(BusOptions::new(Backend::Memory)).await.unwrap();
+/// assert!(!bus.is_durable());
+/// assert_eq!(bus.health().depth, 0);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("backend", &self.inner.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus {
+    /// Opens the backend: creates the journal (and its directory) or the JetStream stream.
+    pub async fn open(opts: BusOptions) -> Result<Bus, BusError> {
+        let shared = Arc::new(Shared {
+            routes: ArcSwapOption::empty(),
+            pending: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            alive: AtomicBool::new(true),
+            notify: Notify::new(),
+            max_pending: opts.max_pending,
+            dedup_window: opts.dedup_window,
+            retention: opts.retention,
+        });
+        let backend = opts.backend.name();
+        let store = match opts.backend {
+            Backend::Sqlite { path } => {
+                let shared = Arc::clone(&shared);
+                let store =
+                    tokio::task::spawn_blocking(move || LocalStore::open(Some(&path), shared))
+                        .await
+                        .map_err(|e| {
+                            BusError::Storage(format!("journal open task failed: {e}"))
+                        })??;
+                Store::Local(store)
+            }
+            Backend::Memory => Store::Local(LocalStore::open(None, Arc::clone(&shared))?),
+            Backend::Nats {
+                url,
+                stream,
+                duplicate_window,
+            } => Store::Nats(Box::new(
+                NatsStore::open(&url, &stream, duplicate_window, Arc::clone(&shared)).await?,
+            )),
+        };
+        Ok(Bus {
+            inner: Arc::new(Inner {
+                shared,
+                store,
+                backend,
+            }),
+        })
+    }
+
+    /// Stores `envelope` unless its handler already stored its delivery id within the dedup
+    /// window. Returns only once the event is durable in the backend (memory: held in memory).
+    pub async fn publish(&self, envelope: &Envelope) -> Result<Published, BusError> {
+        let shared = &self.inner.shared;
+        if !shared.alive.load(Ordering::Relaxed) {
+            return Err(match &self.inner.store {
+                Store::Local(_) => BusError::Closed,
+                Store::Nats(_) => BusError::Unavailable {
+                    retry_after: crate::nats::RETRY_AFTER,
+                    reason: "not connected to NATS".to_owned(),
+                },
+            });
+        }
+        if shared.pending.load(Ordering::Relaxed) >= shared.max_pending {
+            return Err(BusError::Full {
+                retry_after: FULL_RETRY_AFTER,
+            });
+        }
+        match &self.inner.store {
+            Store::Local(store) => {
+                let event = NewEvent::new(envelope)?;
+                store
+                    .call(move |conn, shared| {
+                        let routes = shared.routes.load();
+                        let limits = InsertLimits {
+                            pending: &shared.pending,
+                            max_pending: shared.max_pending,
+                            dedup_window_ms: sql::dur_ms(shared.dedup_window),
+                            retry_after: FULL_RETRY_AFTER,
+                        };
+                        let published = sql::insert_event(
+                            conn,
+                            &event,
+                            routes.as_deref(),
+                            &limits,
+                            sql::now_ms(),
+                        )?;
+                        // The dispatcher's next claim queues behind this commit on the writer.
+                        shared.notify.notify_one();
+                        Ok(published)
+                    })
+                    .await
+            }
+            Store::Nats(store) => store.publish(envelope).await,
+        }
+    }
+
+    /// Whether publish would be tried, and how many events are undelivered. No I/O.
+    pub fn health(&self) -> Health {
+        let shared = &self.inner.shared;
+        let depth = shared.pending.load(Ordering::Relaxed);
+        Health {
+            accepting: shared.alive.load(Ordering::Relaxed) && depth < shared.max_pending,
+            depth,
+            backend: self.inner.backend,
+        }
+    }
+
+    /// `sqlite`, `memory` or `nats`.
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.backend
+    }
+
+    /// False only for the memory backend, whose events die with the process.
+    pub fn is_durable(&self) -> bool {
+        self.inner.backend != "memory"
+    }
+
+    /// Journal transactions committed since open (sqlite, memory; 0 for nats). Concurrent
+    /// publishes share transactions, so this grows slower than the number of publishes.
+    pub fn transactions(&self) -> u64 {
+        self.inner.shared.transactions.load(Ordering::Relaxed)
+    }
+
+    /// Sends the selected events to their agents again, through this process (so a running
+    /// dispatcher starts at once). Returns how many events were requeued.
+    pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, BusError> {
+        let store = self.local()?;
+        store
+            .call(move |conn, shared| {
+                let n = sql::replay(conn, &selector, Some(&shared.pending), sql::now_ms())?;
+                shared.notify.notify_one();
+                Ok(n)
+            })
+            .await
+    }
+
+    /// The journal's events, newest first (sqlite, memory).
+    pub async fn list(&self, filter: ListFilter) -> Result<Vec<StoredEvent>, BusError> {
+        self.local()?
+            .call(move |conn, _| sql::list(conn, &filter, sql::now_ms()))
+            .await
+    }
+
+    /// One event of the journal (sqlite, memory).
+    pub async fn show(&self, id: &str) -> Result<Option<StoredEvent>, BusError> {
+        let id = id.to_owned();
+        self.local()?
+            .call(move |conn, _| sql::show(conn, &id))
+            .await
+    }
+
+    /// Applies retention now (it also runs periodically): prunes delivered events older than
+    /// `retention` and dedup entries older than `dedup_window`. Returns the events pruned.
+    pub async fn prune(&self) -> Result<u64, BusError> {
+        self.local()?
+            .call(|conn, shared| {
+                let n = sql::prune(conn, shared.retention, shared.dedup_window, sql::now_ms())?;
+                shared
+                    .pending
+                    .store(sql::count_pending(conn)?, Ordering::Relaxed);
+                Ok(n)
+            })
+            .await
+    }
+
+    fn local(&self) -> Result<&LocalStore, BusError> {
+        match &self.inner.store {
+            Store::Local(store) => Ok(store),
+            Store::Nats(_) => Err(BusError::Unsupported {
+                backend: self.inner.backend,
+            }),
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// Registers routes for publish-time routing.
+    pub(crate) fn set_routes(&self, routes: Routes) {
+        self.inner.shared.routes.store(Some(Arc::new(routes)));
+    }
+
+    /// Routes the events stored before any routes were registered.
+    pub(crate) async fn route_unrouted(&self) -> Result<u64, BusError> {
+        let Store::Local(store) = &self.inner.store else {
+            return Ok(0);
+        };
+        store
+            .call(|conn, shared| {
+                let routes = shared.routes.load_full();
+                match routes {
+                    Some(routes) => {
+                        let n = sql::route_unrouted(
+                            conn,
+                            &routes,
+                            Some(&shared.pending),
+                            sql::now_ms(),
+                        )?;
+                        shared.notify.notify_one();
+                        Ok(n)
+                    }
+                    None => Ok(0),
+                }
+            })
+            .await
+    }
+
+    pub(crate) async fn claim(
+        &self,
+        limit: impl Fn(&str) -> usize + Send + 'static,
+    ) -> Result<(Vec<Work>, Option<i64>), BusError> {
+        self.local()?
+            .call(move |conn, _| sql::claim(conn, &limit, sql::now_ms()))
+            .await
+    }
+
+    pub(crate) async fn finish(
+        &self,
+        event_id: String,
+        agent: String,
+        outcome: Finish,
+    ) -> Result<(), BusError> {
+        self.local()?
+            .call(move |conn, shared| {
+                sql::finish(
+                    conn,
+                    &event_id,
+                    &agent,
+                    &outcome,
+                    Some(&shared.pending),
+                    sql::now_ms(),
+                )
+            })
+            .await
+    }
+}

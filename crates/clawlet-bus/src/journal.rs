@@ -1,0 +1,64 @@
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::sql;
+use crate::{BusError, ListFilter, ReplaySelector, StoredEvent};
+
+/// The SQLite journal opened from another process (the CLI's `events` commands) while the daemon
+/// runs. WAL lets it read alongside the daemon's writer; its writes wait for the writer's lock.
+/// A running daemon notices replayed deliveries at its next poll.
+#[derive(Debug)]
+pub struct Journal {
+    conn: Connection,
+}
+
+impl Journal {
+    /// Opens an existing journal; fails with [`BusError::Storage`] naming the path when there is
+    /// none (the daemon creates it).
+    pub fn open(path: &Path) -> Result<Journal, BusError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+            BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
+        })?;
+        sql::configure(&conn, true)?;
+        Ok(Journal { conn })
+    }
+
+    /// Events matching `filter`, newest first.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<StoredEvent>, BusError> {
+        sql::list(&self.conn, filter, sql::now_ms())
+    }
+
+    /// One event by id.
+    pub fn show(&self, id: &str) -> Result<Option<StoredEvent>, BusError> {
+        sql::show(&self.conn, id)
+    }
+
+    /// Sets the selected deliveries pending again, attempts reset; returns the events requeued.
+    pub fn replay(&self, selector: ReplaySelector) -> Result<u64, BusError> {
+        self.write(|conn| sql::replay(conn, &selector, None, sql::now_ms()))
+    }
+
+    /// Deletes delivered and dead events received more than `age` ago (pending ones are kept, and
+    /// so are dedup entries within their window); returns the events deleted.
+    pub fn purge_older_than(&self, age: Duration) -> Result<u64, BusError> {
+        self.write(|conn| sql::purge(conn, age, sql::now_ms()))
+    }
+
+    /// Runs `f` in a write transaction taken up front: a deferred one that later needs the write
+    /// lock fails at once (`SQLITE_BUSY`) when the daemon committed in between, while `BEGIN
+    /// IMMEDIATE` waits for the lock through the busy timeout.
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T, BusError>) -> Result<T, BusError> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let result = f(&tx)?;
+        tx.commit()?;
+        Ok(result)
+    }
+}

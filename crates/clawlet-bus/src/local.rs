@@ -1,0 +1,180 @@
+//! The SQLite backend (file or in memory): one writer thread owns the connection and commits
+//! whatever is queued in one transaction (group commit), answering each caller after COMMIT.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use crate::BusError;
+use crate::bus::Shared;
+use crate::sql;
+
+/// Runs inside the batch transaction; returns what to tell the caller once the commit is known.
+/// Called with `None` when the transaction could not even begin.
+type Job = Box<dyn FnOnce(Option<(&Connection, &Shared)>) -> Responder + Send>;
+type Responder = Box<dyn FnOnce(Option<&BusError>) + Send>;
+
+/// Most jobs committed together; bounds the latency one batch adds to the first caller.
+const MAX_BATCH: usize = 1024;
+
+pub(crate) struct LocalStore {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl LocalStore {
+    /// Opens (creating) the journal and starts the writer thread. `path` `None` keeps it in memory.
+    pub(crate) fn open(path: Option<&Path>, shared: Arc<Shared>) -> Result<Self, BusError> {
+        let conn = match path {
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        BusError::Storage(format!(
+                            "cannot create journal directory {}: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                }
+                Connection::open(path).map_err(|e| {
+                    BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
+                })?
+            }
+            None => Connection::open_in_memory()?,
+        };
+        sql::configure(&conn, path.is_some())?;
+        let recovered = sql::reset_inflight(&conn)?;
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "deliveries interrupted by the last shutdown are due again"
+            );
+        }
+        shared
+            .pending
+            .store(sql::count_pending(&conn)?, Ordering::Relaxed);
+        let (jobs, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("clawlet-bus-writer".to_owned())
+            .spawn(move || writer(conn, &rx, &shared))
+            .map_err(|e| BusError::Storage(format!("cannot start the journal writer: {e}")))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` in the writer's next transaction and returns its result once committed.
+    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T, BusError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Shared) -> Result<T, BusError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |ctx| {
+            let result = match ctx {
+                Some((conn, shared)) => f(conn, shared),
+                None => Err(BusError::Closed),
+            };
+            Box::new(move |commit_error: Option<&BusError>| {
+                let result = match commit_error {
+                    Some(e) => Err(e.clone()),
+                    None => result,
+                };
+                let _ = tx.send(result);
+            })
+        });
+        self.jobs.send(job).map_err(|_| BusError::Closed)?;
+        rx.await.map_err(|_| BusError::Closed)?
+    }
+}
+
+/// Marks the bus closed however the writer ends, panics included.
+struct AliveGuard<'a>(&'a Shared);
+
+impl Drop for AliveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.alive.store(false, Ordering::Relaxed);
+    }
+}
+
+fn writer(mut conn: Connection, rx: &mpsc::Receiver<Job>, shared: &Shared) {
+    let _guard = AliveGuard(shared);
+    let maintenance_every =
+        (shared.retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut last_maintenance = Instant::now();
+    loop {
+        let first = match rx.recv_timeout(maintenance_every) {
+            Ok(job) => Some(job),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        if last_maintenance.elapsed() >= maintenance_every {
+            last_maintenance = Instant::now();
+            maintenance(&mut conn, shared);
+        }
+        let Some(first) = first else { continue };
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = BusError::Storage(format!("cannot begin a journal transaction: {e}"));
+                tracing::error!(error = %e, "journal write failed");
+                for job in jobs {
+                    job(None)(Some(&e));
+                }
+                continue;
+            }
+        };
+        let responders: Vec<Responder> = jobs
+            .into_iter()
+            .map(|job| job(Some((&tx, shared))))
+            .collect();
+        match tx.commit() {
+            Ok(()) => {
+                shared.transactions.fetch_add(1, Ordering::Relaxed);
+                for respond in responders {
+                    respond(None);
+                }
+            }
+            Err(e) => {
+                let e = BusError::Storage(format!("journal commit failed: {e}"));
+                tracing::error!(error = %e, "journal write failed");
+                for respond in responders {
+                    respond(Some(&e));
+                }
+                // The rolled-back jobs may have moved the counter.
+                if let Ok(n) = sql::count_pending(&conn) {
+                    shared.pending.store(n, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+fn maintenance(conn: &mut Connection, shared: &Shared) {
+    let now = sql::now_ms();
+    let pruned = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(BusError::from)
+        .and_then(|tx| {
+            let n = sql::prune(&tx, shared.retention, shared.dedup_window, now)?;
+            tx.commit()?;
+            Ok(n)
+        });
+    match pruned {
+        Ok(0) => {}
+        Ok(pruned) => tracing::debug!(pruned, "pruned delivered events past retention"),
+        Err(e) => tracing::warn!(error = %e, "journal pruning failed"),
+    }
+    // The CLI may have replayed or purged events from another process.
+    if let Ok(n) = sql::count_pending(conn) {
+        shared.pending.store(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,547 @@
+//! The journal's schema and every statement run against it, shared by the bus's writer thread and
+//! by [`crate::Journal`] (the CLI, in another process).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clawlet_events::Envelope;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::spec::Routes;
+use crate::{
+    BusError, DeliveryRecord, DeliveryStatus, ListFilter, Published, ReplaySelector, StoredEvent,
+};
+
+/// Delivery rows claimed by a dispatcher; reset to pending when the process restarts.
+const INFLIGHT: &str = "inflight";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id          TEXT PRIMARY KEY,
+    handler     TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    routed      INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    envelope    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_state ON events (state, received_at);
+CREATE INDEX IF NOT EXISTS events_received ON events (received_at);
+CREATE INDEX IF NOT EXISTS events_unrouted ON events (routed) WHERE routed = 0;
+CREATE TABLE IF NOT EXISTS dedup (
+    handler     TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    PRIMARY KEY (handler, delivery_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_seen ON dedup (first_seen);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id        TEXT NOT NULL,
+    agent           TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (event_id, agent)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS deliveries_agent_due ON deliveries (agent, status, next_attempt_at);
+";
+
+pub(crate) fn now_ms() -> i64 {
+    to_ms(time::OffsetDateTime::now_utc())
+}
+
+fn to_ms(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn dur_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Sets the pragmas and creates the schema. `durable` asks for WAL and a full fsync per commit,
+/// so that an acknowledged event survives power loss.
+pub(crate) fn configure(conn: &Connection, durable: bool) -> Result<(), BusError> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    if durable {
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(BusError::Storage(format!(
+                "the journal cannot use WAL (mode {mode})"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// The number of pending events, to seed the back-pressure counter.
+pub(crate) fn count_pending(conn: &Connection) -> Result<u64, BusError> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM events WHERE state = 'pending'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// A previous process died while these were being delivered: they are due again.
+pub(crate) fn reset_inflight(conn: &Connection) -> Result<usize, BusError> {
+    Ok(conn.execute(
+        "UPDATE deliveries SET status = 'pending' WHERE status = ?1",
+        params![INFLIGHT],
+    )?)
+}
+
+fn adjust(counter: Option<&AtomicU64>, old: Option<&str>, new: &str) {
+    let Some(counter) = counter else { return };
+    let was = old == Some("pending");
+    let is = new == "pending";
+    if was && !is {
+        // Saturating: another process (the CLI) may have changed states behind our back.
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(1))
+        });
+    } else if !was && is {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Recomputes an event's state from its delivery rows.
+fn refresh_state(conn: &Connection, id: &str, counter: Option<&AtomicU64>) -> Result<(), BusError> {
+    let old: Option<String> = conn
+        .query_row("SELECT state FROM events WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    let Some(old) = old else { return Ok(()) };
+    let new: String = conn.query_row(
+        "SELECT CASE
+            WHEN e.routed = 0 OR EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id
+                                          AND d.status IN ('pending', 'inflight')) THEN 'pending'
+            WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'dead')
+                THEN 'dead'
+            ELSE 'delivered' END
+         FROM events e WHERE e.id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    if new != old {
+        conn.execute(
+            "UPDATE events SET state = ?2 WHERE id = ?1",
+            params![id, new],
+        )?;
+        adjust(counter, Some(&old), &new);
+    }
+    Ok(())
+}
+
+/// What the writer needs to insert one event.
+pub(crate) struct NewEvent {
+    pub(crate) id: String,
+    pub(crate) handler: String,
+    pub(crate) source: &'static str,
+    pub(crate) event_type: String,
+    pub(crate) delivery_id: String,
+    pub(crate) received_at: i64,
+    pub(crate) json: String,
+}
+
+impl NewEvent {
+    pub(crate) fn new(envelope: &Envelope) -> Result<Self, BusError> {
+        let json = serde_json::to_string(envelope)
+            .map_err(|e| BusError::Storage(format!("cannot serialise the envelope: {e}")))?;
+        Ok(Self {
+            id: envelope.id.clone(),
+            handler: envelope.handler.clone(),
+            source: envelope.source.as_str(),
+            event_type: envelope.event_type.clone(),
+            delivery_id: envelope.delivery_id.clone(),
+            received_at: to_ms(envelope.received_at),
+            json,
+        })
+    }
+}
+
+pub(crate) struct InsertLimits<'a> {
+    pub(crate) pending: &'a AtomicU64,
+    pub(crate) max_pending: u64,
+    pub(crate) dedup_window_ms: i64,
+    pub(crate) retry_after: Duration,
+}
+
+/// Dedups and stores one event with a delivery row per agent its routes name (`routes` is `None`
+/// until a dispatcher registered routes; such events are routed when it starts).
+pub(crate) fn insert_event(
+    conn: &Connection,
+    ev: &NewEvent,
+    routes: Option<&Routes>,
+    limits: &InsertLimits<'_>,
+    now: i64,
+) -> Result<Published, BusError> {
+    let seen: Option<(String, i64)> = conn
+        .query_row(
+            "SELECT event_id, first_seen FROM dedup WHERE handler = ?1 AND delivery_id = ?2",
+            params![ev.handler, ev.delivery_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((event_id, first_seen)) = seen
+        && first_seen >= now.saturating_sub(limits.dedup_window_ms)
+    {
+        return Ok(Published::Duplicate { event_id });
+    }
+    if limits.pending.load(Ordering::Relaxed) >= limits.max_pending {
+        return Err(BusError::Full {
+            retry_after: limits.retry_after,
+        });
+    }
+    let agents = routes.map(|r| r.agents_for(&ev.handler, &ev.event_type));
+    let state = match &agents {
+        Some(a) if a.is_empty() => "delivered",
+        _ => "pending",
+    };
+    conn.prepare_cached(
+        "INSERT INTO events (id, handler, source, type, delivery_id, received_at, routed, state, envelope)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        ev.id,
+        ev.handler,
+        ev.source,
+        ev.event_type,
+        ev.delivery_id,
+        ev.received_at,
+        agents.is_some(),
+        state,
+        ev.json
+    ])?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO dedup (handler, delivery_id, event_id, first_seen) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![ev.handler, ev.delivery_id, ev.id, now])?;
+    for agent in agents.iter().flatten() {
+        insert_delivery(conn, &ev.id, agent, now)?;
+    }
+    adjust(Some(limits.pending), None, state);
+    Ok(Published::Accepted {
+        event_id: ev.id.clone(),
+    })
+}
+
+fn insert_delivery(
+    conn: &Connection,
+    event_id: &str,
+    agent: &str,
+    now: i64,
+) -> Result<(), BusError> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO deliveries (event_id, agent, status, attempts, next_attempt_at, updated_at)
+         VALUES (?1, ?2, 'pending', 0, ?3, ?3)",
+    )?
+    .execute(params![event_id, agent, now])?;
+    Ok(())
+}
+
+/// Creates delivery rows for events stored before any routes were registered.
+pub(crate) fn route_unrouted(
+    conn: &Connection,
+    routes: &Routes,
+    counter: Option<&AtomicU64>,
+    now: i64,
+) -> Result<u64, BusError> {
+    let rows: Vec<(String, String, String)> = conn
+        .prepare("SELECT id, handler, type FROM events WHERE routed = 0")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, handler, event_type) in &rows {
+        for agent in routes.agents_for(handler, event_type) {
+            insert_delivery(conn, id, &agent, now)?;
+        }
+        conn.execute("UPDATE events SET routed = 1 WHERE id = ?1", [id])?;
+        refresh_state(conn, id, counter)?;
+    }
+    Ok(rows.len() as u64)
+}
+
+/// A delivery handed to the dispatcher.
+#[derive(Debug)]
+pub(crate) struct Work {
+    pub(crate) event_id: String,
+    pub(crate) agent: String,
+    pub(crate) attempts: u32,
+    pub(crate) envelope_json: String,
+}
+
+/// Marks due deliveries in flight and returns them: for each agent at most `limit(agent)` (its
+/// free concurrency, so that a slow agent cannot hold up the others). Also returns when the next
+/// not-yet-due delivery is due (unix ms).
+pub(crate) fn claim(
+    conn: &Connection,
+    limit: &dyn Fn(&str) -> usize,
+    now: i64,
+) -> Result<(Vec<Work>, Option<i64>), BusError> {
+    let due_agents: Vec<String> = conn
+        .prepare_cached("SELECT DISTINCT agent FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?1")?
+        .query_map([now], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut work = Vec::new();
+    let mut select = conn.prepare_cached(
+        "SELECT d.rowid, d.event_id, d.agent, d.attempts, e.envelope
+         FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.agent = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2
+         ORDER BY d.next_attempt_at LIMIT ?3",
+    )?;
+    let mut update =
+        conn.prepare_cached("UPDATE deliveries SET status = ?2, updated_at = ?3 WHERE rowid = ?1")?;
+    for agent in &due_agents {
+        let n = limit(agent);
+        if n == 0 {
+            continue;
+        }
+        let rows = select.query_map(
+            params![agent, now, i64::try_from(n).unwrap_or(i64::MAX)],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Work {
+                        event_id: r.get(1)?,
+                        agent: r.get(2)?,
+                        attempts: r.get(3)?,
+                        envelope_json: r.get(4)?,
+                    },
+                ))
+            },
+        )?;
+        for row in rows {
+            let (rowid, w) = row?;
+            update.execute(params![rowid, INFLIGHT, now])?;
+            work.push(w);
+        }
+    }
+    let next: Option<i64> = conn.query_row(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at > ?1",
+        [now],
+        |r| r.get(0),
+    )?;
+    Ok((work, next))
+}
+
+/// How an attempt ends for the journal.
+#[derive(Debug, Clone)]
+pub(crate) enum Finish {
+    Delivered,
+    Retry {
+        at: i64,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
+    /// Not attempted (shutdown): back to pending without counting an attempt.
+    Release,
+}
+
+pub(crate) fn finish(
+    conn: &Connection,
+    event_id: &str,
+    agent: &str,
+    outcome: &Finish,
+    counter: Option<&AtomicU64>,
+    now: i64,
+) -> Result<(), BusError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE deliveries SET status = ?3, attempts = attempts + ?4, next_attempt_at = ?5,
+                last_error = ?6, updated_at = ?7
+         WHERE event_id = ?1 AND agent = ?2",
+    )?;
+    let n = match outcome {
+        Finish::Delivered => stmt.execute(params![event_id, agent, "delivered", 1, now, None::<String>, now])?,
+        Finish::Retry { at, error } => stmt.execute(params![event_id, agent, "pending", 1, at, error, now])?,
+        Finish::Dead { error } => stmt.execute(params![event_id, agent, "dead", 1, now, error, now])?,
+        Finish::Release => conn.execute(
+            "UPDATE deliveries SET status = 'pending' WHERE event_id = ?1 AND agent = ?2 AND status = ?3",
+            params![event_id, agent, INFLIGHT],
+        )?,
+    };
+    if n > 0 {
+        refresh_state(conn, event_id, counter)?;
+    }
+    Ok(())
+}
+
+/// Sets the selected deliveries pending again; returns how many events were requeued.
+pub(crate) fn replay(
+    conn: &Connection,
+    selector: &ReplaySelector,
+    counter: Option<&AtomicU64>,
+    now: i64,
+) -> Result<u64, BusError> {
+    let ids: Vec<String> = match selector {
+        ReplaySelector::Id(id) => conn
+            .prepare(
+                "SELECT DISTINCT event_id FROM deliveries WHERE event_id = ?1 AND status != ?2",
+            )?
+            .query_map(params![id, INFLIGHT], |r| r.get(0))?
+            .collect::<Result<_, _>>()?,
+        ReplaySelector::Dead => conn
+            .prepare("SELECT DISTINCT event_id FROM deliveries WHERE status = 'dead'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?,
+        ReplaySelector::Since(age) => conn
+            .prepare(
+                "SELECT DISTINCT d.event_id FROM deliveries d JOIN events e ON e.id = d.event_id
+                 WHERE e.received_at >= ?1 AND d.status != ?2",
+            )?
+            .query_map(params![now.saturating_sub(dur_ms(*age)), INFLIGHT], |r| {
+                r.get(0)
+            })?
+            .collect::<Result<_, _>>()?,
+    };
+    let only_dead = matches!(selector, ReplaySelector::Dead);
+    for id in &ids {
+        conn.execute(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?2,
+                    last_error = NULL, updated_at = ?2
+             WHERE event_id = ?1 AND status != ?3 AND (?4 = 0 OR status = 'dead')",
+            params![id, now, INFLIGHT, only_dead],
+        )?;
+        refresh_state(conn, id, counter)?;
+    }
+    Ok(ids.len() as u64)
+}
+
+fn delete_events(conn: &Connection, where_clause: &str, cutoff: i64) -> Result<u64, BusError> {
+    conn.execute(
+        &format!(
+            "DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE {where_clause})"
+        ),
+        [cutoff],
+    )?;
+    let n = conn.execute(
+        &format!("DELETE FROM events WHERE {where_clause}"),
+        [cutoff],
+    )?;
+    Ok(n as u64)
+}
+
+/// Deletes delivered and dead events received more than `age` ago; pending ones are kept, and
+/// dedup entries stay until their window ends.
+pub(crate) fn purge(conn: &Connection, age: Duration, now: i64) -> Result<u64, BusError> {
+    delete_events(
+        conn,
+        "state != 'pending' AND received_at < ?1",
+        now.saturating_sub(dur_ms(age)),
+    )
+}
+
+/// Retention: delivered events past `retention`, dedup entries past `dedup_window`.
+pub(crate) fn prune(
+    conn: &Connection,
+    retention: Duration,
+    dedup_window: Duration,
+    now: i64,
+) -> Result<u64, BusError> {
+    let n = delete_events(
+        conn,
+        "state = 'delivered' AND received_at < ?1",
+        now.saturating_sub(dur_ms(retention)),
+    )?;
+    conn.execute(
+        "DELETE FROM dedup WHERE first_seen < ?1",
+        [now.saturating_sub(dur_ms(dedup_window))],
+    )?;
+    Ok(n)
+}
+
+fn parse_status(s: &str) -> DeliveryStatus {
+    match s {
+        "delivered" => DeliveryStatus::Delivered,
+        "dead" => DeliveryStatus::Dead,
+        _ => DeliveryStatus::Pending,
+    }
+}
+
+fn from_ms(ms: i64) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+fn load(conn: &Connection, id: String, state: &str, json: &str) -> Result<StoredEvent, BusError> {
+    let envelope: Envelope = serde_json::from_str(json)
+        .map_err(|e| BusError::Storage(format!("event {id}: unreadable envelope: {e}")))?;
+    let deliveries = conn
+        .prepare_cached(
+            "SELECT agent, status, attempts, last_error, next_attempt_at FROM deliveries
+             WHERE event_id = ?1 ORDER BY agent",
+        )?
+        .query_map([&id], |r| {
+            let status = parse_status(&r.get::<_, String>(1)?);
+            let next: i64 = r.get(4)?;
+            Ok(DeliveryRecord {
+                agent: r.get(0)?,
+                status,
+                attempts: r.get(2)?,
+                last_error: r.get(3)?,
+                next_attempt_at: if status == DeliveryStatus::Pending {
+                    from_ms(next)
+                } else {
+                    None
+                },
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(StoredEvent {
+        envelope,
+        status: parse_status(state),
+        deliveries,
+    })
+}
+
+pub(crate) fn show(conn: &Connection, id: &str) -> Result<Option<StoredEvent>, BusError> {
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT state, envelope FROM events WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(state, json)| load(conn, id.to_owned(), &state, &json))
+        .transpose()
+}
+
+pub(crate) fn list(
+    conn: &Connection,
+    filter: &ListFilter,
+    now: i64,
+) -> Result<Vec<StoredEvent>, BusError> {
+    let since = filter.since.map(|d| now.saturating_sub(dur_ms(d)));
+    let rows: Vec<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT id, state, envelope FROM events
+             WHERE (?1 IS NULL OR handler = ?1) AND (?2 IS NULL OR type = ?2)
+               AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR received_at >= ?4)
+             ORDER BY received_at DESC, id DESC LIMIT ?5",
+        )?
+        .query_map(
+            params![
+                filter.handler,
+                filter.event_type,
+                filter.status.map(DeliveryStatus::as_str),
+                since,
+                i64::try_from(filter.limit).unwrap_or(i64::MAX)
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(id, state, json)| load(conn, id, &state, &json))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,361 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::*;
+use crate::{AgentKind, AgentSpec, RouteSpec};
+
+const WINDOW_MS: i64 = 60_000;
+
+fn db() -> Connection {
+    let conn = Connection::open_in_memory().unwrap();
+    configure(&conn, false).unwrap();
+    conn
+}
+
+fn routes(agents: &[&str]) -> Routes {
+    let specs: Vec<AgentSpec> = agents
+        .iter()
+        .map(|a| AgentSpec::new(*a, AgentKind::Log))
+        .collect();
+    let routes = agents
+        .iter()
+        .map(|a| RouteSpec {
+            handlers: vec![],
+            events: vec![],
+            agent: (*a).to_owned(),
+        })
+        .collect();
+    Routes::new(routes, &specs).unwrap()
+}
+
+fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent {
+    NewEvent {
+        id: id.to_owned(),
+        handler: handler.to_owned(),
+        source: "github",
+        event_type: "push".to_owned(),
+        delivery_id: delivery.to_owned(),
+        received_at,
+        json: format!(
+            r#"{{"id":"{id}","handler":"{handler}","source":"github","type":"push","action":null,"delivery_id":"{delivery}","received_at":"2026-01-01T00:00:00Z","summary":"s","headers":{{}},"payload":{{}}}}"#
+        ),
+    }
+}
+
+fn insert(
+    conn: &Connection,
+    pending: &AtomicU64,
+    ev: &NewEvent,
+    routes: Option<&Routes>,
+    now: i64,
+) -> Published {
+    let limits = InsertLimits {
+        pending,
+        max_pending: 10,
+        dedup_window_ms: WINDOW_MS,
+        retry_after: Duration::from_secs(1),
+    };
+    insert_event(conn, ev, routes, &limits, now).unwrap()
+}
+
+fn state(conn: &Connection, id: &str) -> String {
+    conn.query_row("SELECT state FROM events WHERE id = ?1", [id], |r| r.get(0))
+        .unwrap()
+}
+
+fn all(_: &str) -> usize {
+    100
+}
+
+#[test]
+fn dedup_window_is_measured_from_first_sight() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    let check = |id: &str, now: i64, expected: Published| {
+        assert_eq!(
+            insert(&conn, &pending, &event(id, "github", "d", 0), None, now),
+            expected,
+            "{id} at {now}"
+        );
+    };
+    check(
+        "e1",
+        1_000,
+        Published::Accepted {
+            event_id: "e1".into(),
+        },
+    );
+    check(
+        "e2",
+        1_000 + WINDOW_MS,
+        Published::Duplicate {
+            event_id: "e1".into(),
+        },
+    );
+    check(
+        "e3",
+        1_001 + WINDOW_MS,
+        Published::Accepted {
+            event_id: "e3".into(),
+        },
+    );
+    check(
+        "e4",
+        1_002 + WINDOW_MS,
+        Published::Duplicate {
+            event_id: "e3".into(),
+        },
+    );
+    assert_eq!(pending.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn full_is_checked_after_dedup() {
+    let conn = db();
+    let pending = AtomicU64::new(10);
+    insert(
+        &conn,
+        &AtomicU64::new(0),
+        &event("e1", "github", "d", 0),
+        None,
+        0,
+    );
+    // A duplicate is answered even when full, so that the sender stops retrying.
+    assert_eq!(
+        insert(&conn, &pending, &event("e2", "github", "d", 0), None, 1),
+        Published::Duplicate {
+            event_id: "e1".into()
+        }
+    );
+    let limits = InsertLimits {
+        pending: &pending,
+        max_pending: 10,
+        dedup_window_ms: WINDOW_MS,
+        retry_after: Duration::from_secs(3),
+    };
+    let err =
+        insert_event(&conn, &event("e3", "github", "other", 0), None, &limits, 1).unwrap_err();
+    assert!(matches!(err, BusError::Full { retry_after } if retry_after == Duration::from_secs(3)));
+}
+
+#[test]
+fn event_state_follows_its_deliveries() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    let r = routes(&["a", "b"]);
+    insert(
+        &conn,
+        &pending,
+        &event("e1", "github", "d1", 0),
+        Some(&r),
+        0,
+    );
+    assert_eq!(pending.load(Ordering::Relaxed), 1);
+    let (work, _) = claim(&conn, &all, 0).unwrap();
+    assert_eq!(
+        work.iter().map(|w| w.agent.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+
+    let steps: &[(&str, Finish, &str, u64)] = &[
+        ("a", Finish::Delivered, "pending", 1),
+        (
+            "b",
+            Finish::Retry {
+                at: 50,
+                error: "boom".into(),
+            },
+            "pending",
+            1,
+        ),
+        (
+            "b",
+            Finish::Dead {
+                error: "boom again".into(),
+            },
+            "dead",
+            0,
+        ),
+    ];
+    for (agent, outcome, expected, expected_pending) in steps {
+        finish(&conn, "e1", agent, outcome, Some(&pending), 10).unwrap();
+        assert_eq!(state(&conn, "e1"), *expected, "after {agent} {outcome:?}");
+        assert_eq!(
+            pending.load(Ordering::Relaxed),
+            *expected_pending,
+            "after {agent} {outcome:?}"
+        );
+    }
+    let stored = show(&conn, "e1").unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Dead);
+    let b = &stored.deliveries[1];
+    assert_eq!(
+        (
+            b.agent.as_str(),
+            b.status,
+            b.attempts,
+            b.last_error.as_deref()
+        ),
+        ("b", DeliveryStatus::Dead, 2, Some("boom again"))
+    );
+
+    assert_eq!(
+        replay(&conn, &ReplaySelector::Dead, Some(&pending), 20).unwrap(),
+        1
+    );
+    assert_eq!(state(&conn, "e1"), "pending");
+    assert_eq!(pending.load(Ordering::Relaxed), 1);
+    let (work, _) = claim(&conn, &all, 20).unwrap();
+    assert_eq!(work.len(), 1, "only the dead delivery is replayed");
+    assert_eq!((work[0].agent.as_str(), work[0].attempts), ("b", 0));
+}
+
+#[test]
+fn claim_respects_per_agent_limits_and_due_times() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    let r = routes(&["slow", "fast"]);
+    for i in 0..3 {
+        insert(
+            &conn,
+            &pending,
+            &event(&format!("e{i}"), "github", &format!("d{i}"), 0),
+            Some(&r),
+            100,
+        );
+    }
+    let limit = |agent: &str| if agent == "slow" { 1 } else { 5 };
+    let (work, _) = claim(&conn, &limit, 100).unwrap();
+    let count = |name: &str| work.iter().filter(|w| w.agent == name).count();
+    assert_eq!((count("slow"), count("fast")), (1, 3));
+    let (again, _) = claim(&conn, &all, 100).unwrap();
+    assert_eq!(again.len(), 2, "claimed rows are not handed out twice");
+    finish(
+        &conn,
+        "e0",
+        "fast",
+        &Finish::Retry {
+            at: 500,
+            error: "x".into(),
+        },
+        None,
+        100,
+    )
+    .unwrap();
+    let (none, next) = claim(&conn, &all, 100).unwrap();
+    assert!(none.is_empty());
+    assert_eq!(next, Some(500));
+    let (due, _) = claim(&conn, &all, 500).unwrap();
+    assert_eq!(due.len(), 1);
+}
+
+#[test]
+fn interrupted_deliveries_are_due_again_after_restart() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    insert(
+        &conn,
+        &pending,
+        &event("e1", "github", "d1", 0),
+        Some(&routes(&["a"])),
+        0,
+    );
+    assert_eq!(claim(&conn, &all, 0).unwrap().0.len(), 1);
+    assert_eq!(claim(&conn, &all, 0).unwrap().0.len(), 0);
+    assert_eq!(reset_inflight(&conn).unwrap(), 1);
+    assert_eq!(claim(&conn, &all, 0).unwrap().0.len(), 1);
+}
+
+#[test]
+fn unrouted_events_wait_for_routes() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    insert(&conn, &pending, &event("e1", "github", "d1", 0), None, 0);
+    insert(&conn, &pending, &event("e2", "stripe", "d2", 0), None, 0);
+    assert_eq!(claim(&conn, &all, 0).unwrap().0.len(), 0);
+    let specs = [AgentSpec::new("gh", AgentKind::Log)];
+    let r = Routes::new(
+        vec![RouteSpec {
+            handlers: vec!["github".into()],
+            events: vec![],
+            agent: "gh".into(),
+        }],
+        &specs,
+    )
+    .unwrap();
+    assert_eq!(route_unrouted(&conn, &r, Some(&pending), 0).unwrap(), 2);
+    assert_eq!(state(&conn, "e1"), "pending");
+    assert_eq!(
+        state(&conn, "e2"),
+        "delivered",
+        "no route matches: nothing to deliver"
+    );
+    assert_eq!(pending.load(Ordering::Relaxed), 1);
+    assert_eq!(route_unrouted(&conn, &r, Some(&pending), 0).unwrap(), 0);
+}
+
+#[test]
+fn prune_keeps_dead_pending_and_recent_dedup() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    let r = routes(&["a"]);
+    let day = 86_400_000;
+    for (id, received) in [
+        ("old-delivered", 0),
+        ("old-dead", 0),
+        ("old-pending", 0),
+        ("new-delivered", 9 * day),
+    ] {
+        insert(
+            &conn,
+            &pending,
+            &event(id, "github", id, received),
+            Some(&r),
+            9 * day,
+        );
+    }
+    claim(&conn, &all, 9 * day).unwrap();
+    for (id, outcome) in [
+        ("old-delivered", Finish::Delivered),
+        ("old-dead", Finish::Dead { error: "x".into() }),
+        ("new-delivered", Finish::Delivered),
+    ] {
+        finish(&conn, id, "a", &outcome, None, 9 * day).unwrap();
+    }
+    finish(&conn, "old-pending", "a", &Finish::Release, None, 9 * day).unwrap();
+    let n = prune(
+        &conn,
+        Duration::from_secs(7 * 86_400),
+        Duration::from_secs(86_400),
+        10 * day,
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    let left: Vec<String> = list(&conn, &ListFilter::default(), 10 * day)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.envelope.id)
+        .collect();
+    assert_eq!(left.len(), 3);
+    assert!(!left.contains(&"old-delivered".to_owned()));
+    let dedup: i64 = conn
+        .query_row("SELECT COUNT(*) FROM dedup", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        dedup, 4,
+        "first seen a day ago at most: still inside the window"
+    );
+    prune(
+        &conn,
+        Duration::from_secs(7 * 86_400),
+        Duration::from_secs(3600),
+        10 * day,
+    )
+    .unwrap();
+    let dedup: i64 = conn
+        .query_row("SELECT COUNT(*) FROM dedup", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(dedup, 0);
+}

@@ -1,0 +1,430 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use clawlet_bus::{
+    AgentKind, AttemptOutcome, Backend, Bus, BusOptions, DeliveryStatus, Journal, Published,
+    ReplaySelector,
+};
+use tokio::sync::mpsc;
+
+use crate::{Seen, agent, envelope, recorder, route_all, sqlite_bus, start, wait_for};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// An in-test agent endpoint that answers 500 while `failures_left` is above zero.
+struct Endpoint {
+    failures_left: AtomicU32,
+    received: mpsc::UnboundedSender<(HeaderMap, Bytes)>,
+}
+
+async fn receive(State(ep): State<Arc<Endpoint>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let _ = ep.received.send((headers, body));
+    let failing = ep
+        .failures_left
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if failing {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+async fn endpoint(
+    failures: u32,
+) -> (
+    String,
+    Arc<Endpoint>,
+    mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let ep = Arc::new(Endpoint {
+        failures_left: AtomicU32::new(failures),
+        received: tx,
+    });
+    let app = axum::Router::new()
+        .route("/events", axum::routing::post(receive))
+        .with_state(Arc::clone(&ep));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, ep, rx)
+}
+
+fn http_agent(url: &str, max_attempts: u32) -> clawlet_bus::AgentSpec {
+    let kind = AgentKind::Http {
+        url: url.to_owned(),
+        secret: Some(SECRET.to_owned()),
+        headers: vec![("x-agent-token".to_owned(), "t0k".to_owned())],
+    };
+    agent("inbox", kind, max_attempts)
+}
+
+#[tokio::test]
+async fn http_agent_receives_signed_event_after_two_failures() {
+    let (url, _ep, mut received) = endpoint(2).await;
+    let bus = Bus::open(BusOptions::new(Backend::Memory)).await.unwrap();
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (observer, mut seen) = recorder(Some(tp));
+    let (dispatcher, shutdown) = start(
+        &bus,
+        vec![http_agent(&url, 5)],
+        vec![route_all("inbox")],
+        observer,
+    );
+    let env = envelope("github", "pull_request", "d-1");
+    bus.publish(&env).await.unwrap();
+
+    let seen = wait_for(
+        &mut seen,
+        &Seen::Attempt("inbox".into(), AttemptOutcome::Delivered),
+    )
+    .await;
+    let failed = Seen::Attempt("inbox".into(), AttemptOutcome::Failed);
+    assert_eq!(
+        seen,
+        vec![
+            failed.clone(),
+            failed,
+            Seen::Attempt("inbox".into(), AttemptOutcome::Delivered)
+        ]
+    );
+    let mut last = None;
+    while let Ok(r) = received.try_recv() {
+        last = Some(r);
+    }
+    let (headers, body) = last.unwrap();
+    let h = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(h("content-type").as_deref(), Some("application/json"));
+    assert_eq!(h("webhook-id"), Some(env.id.clone()));
+    assert_eq!(h("x-agent-token").as_deref(), Some("t0k"));
+    assert_eq!(h("traceparent").as_deref(), Some(tp));
+    let key = clawlet_verify::standard::Key::from_secret(SECRET).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    clawlet_verify::standard::verify(
+        &[key],
+        headers.get("webhook-id").map(|v| v.as_bytes()),
+        headers.get("webhook-timestamp").map(|v| v.as_bytes()),
+        headers.get("webhook-signature").map(|v| v.as_bytes()),
+        &body,
+        now,
+        300,
+    )
+    .unwrap();
+    let forwarded: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(forwarded["id"], env.id.as_str());
+    assert_eq!(forwarded["type"], "pull_request");
+    assert_eq!(forwarded["payload"]["delivery"], "d-1");
+
+    let stored = bus.show(&env.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Delivered);
+    assert_eq!(stored.deliveries[0].attempts, 3);
+    assert_eq!(stored.deliveries[0].last_error, None);
+    shutdown.cancel();
+    dispatcher.join().await;
+}
+
+#[tokio::test]
+async fn always_failing_agent_dead_letters_then_replay_delivers() {
+    let (url, ep, _received) = endpoint(u32::MAX).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = sqlite_bus(&dir).await;
+    let (observer, mut seen) = recorder(None);
+    let (dispatcher, shutdown) = start(
+        &bus,
+        vec![http_agent(&url, 3)],
+        vec![route_all("inbox")],
+        observer,
+    );
+    let env = envelope("stripe", "invoice.paid", "evt_1");
+    bus.publish(&env).await.unwrap();
+
+    let seen_until_dead = wait_for(&mut seen, &Seen::Dead("inbox".into())).await;
+    assert_eq!(
+        seen_until_dead.len(),
+        4,
+        "three attempts, then dead: {seen_until_dead:?}"
+    );
+    let journal = Journal::open(&dir.path().join("journal/webhooks.db")).unwrap();
+    let dead = journal.show(&env.id).unwrap().unwrap();
+    assert_eq!(dead.status, DeliveryStatus::Dead);
+    assert_eq!(dead.deliveries[0].attempts, 3);
+    assert!(
+        dead.deliveries[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("HTTP 500"),
+        "{:?}",
+        dead.deliveries
+    );
+    assert_eq!(bus.health().depth, 0, "dead events are not pending");
+
+    // The agent recovers; the CLI replays from its own connection and the daemon polls it in.
+    ep.failures_left.store(0, Ordering::SeqCst);
+    assert_eq!(journal.replay(ReplaySelector::Dead).unwrap(), 1);
+    wait_for(
+        &mut seen,
+        &Seen::Attempt("inbox".into(), AttemptOutcome::Delivered),
+    )
+    .await;
+    let delivered = journal.show(&env.id).unwrap().unwrap();
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(
+        delivered.deliveries[0].attempts, 1,
+        "replay resets the attempts"
+    );
+    assert_eq!(journal.replay(ReplaySelector::Dead).unwrap(), 0);
+    shutdown.cancel();
+    dispatcher.join().await;
+}
+
+fn script(dir: &std::path::Path, body: &str) -> Vec<String> {
+    let path = dir.join("agent.sh");
+    std::fs::write(&path, format!("set -e\ncd '{}'\n{body}\n", dir.display())).unwrap();
+    vec!["/bin/sh".to_owned(), path.display().to_string()]
+}
+
+#[tokio::test]
+async fn exec_agent_gets_json_on_stdin_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = script(
+        dir.path(),
+        r#"n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count
+cat > stdin.json
+printf '%s\n%s\n%s\n%s\n' "$CLAWLET_EVENT_ID" "$CLAWLET_EVENT_TYPE" "$CLAWLET_EVENT_SOURCE" "$TRACEPARENT" > env.txt
+if [ $n -lt 3 ]; then echo "not yet $n" >&2; exit 3; fi"#,
+    );
+    let bus = Bus::open(BusOptions::new(Backend::Memory)).await.unwrap();
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let (observer, mut seen) = recorder(Some(tp));
+    let (dispatcher, shutdown) = start(
+        &bus,
+        vec![agent("notify", AgentKind::Exec { command }, 5)],
+        vec![route_all("notify")],
+        observer,
+    );
+    let env = envelope("github", "issues", "d-9");
+    bus.publish(&env).await.unwrap();
+    let seen = wait_for(
+        &mut seen,
+        &Seen::Attempt("notify".into(), AttemptOutcome::Delivered),
+    )
+    .await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    let stdin: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("stdin.json")).unwrap()).unwrap();
+    assert_eq!(stdin["id"], env.id.as_str());
+    assert_eq!(stdin["delivery_id"], "d-9");
+    let envs = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+    assert_eq!(envs, format!("{}\nissues\ngithub\n{tp}\n", env.id));
+    shutdown.cancel();
+    dispatcher.join().await;
+}
+
+#[tokio::test]
+async fn exec_failure_and_timeout_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = script(dir.path(), "echo 'disk on fire' >&2; exit 7");
+    let slow_dir = tempfile::tempdir().unwrap();
+    let slow = script(slow_dir.path(), "exec sleep 30");
+    let bus = Bus::open(BusOptions::new(Backend::Memory)).await.unwrap();
+    let (observer, mut seen) = recorder(None);
+    let mut slow_agent = agent("slow", AgentKind::Exec { command: slow }, 1);
+    slow_agent.timeout = Duration::from_millis(200);
+    let agents = vec![
+        agent("failing", AgentKind::Exec { command: failing }, 1),
+        slow_agent,
+    ];
+    let routes = vec![route_all("failing"), route_all("slow")];
+    let (dispatcher, shutdown) = start(&bus, agents, routes, observer);
+    let env = envelope("github", "push", "d-2");
+    bus.publish(&env).await.unwrap();
+    let dead = crate::wait_all(
+        &mut seen,
+        &[Seen::Dead("failing".into()), Seen::Dead("slow".into())],
+    )
+    .await;
+    assert!(
+        dead.contains(&Seen::Attempt("slow".into(), AttemptOutcome::TimedOut)),
+        "{dead:?}"
+    );
+    let stored = bus.show(&env.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Dead);
+    let errors: Vec<_> = stored
+        .deliveries
+        .iter()
+        .map(|d| (d.agent.as_str(), d.last_error.clone().unwrap()))
+        .collect();
+    assert_eq!(errors[0].0, "failing");
+    assert!(
+        errors[0].1.contains("exit status: 7") && errors[0].1.contains("disk on fire"),
+        "{errors:?}"
+    );
+    assert_eq!(errors[1], ("slow", "timed out after 200ms".to_owned()));
+    shutdown.cancel();
+    dispatcher.join().await;
+}
+
+#[tokio::test]
+async fn events_stored_before_the_dispatcher_are_routed_when_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = envelope("github", "push", "early");
+    {
+        let bus = sqlite_bus(&dir).await;
+        assert!(matches!(
+            bus.publish(&env).await.unwrap(),
+            Published::Accepted { .. }
+        ));
+    }
+    let bus = sqlite_bus(&dir).await;
+    assert_eq!(bus.health().depth, 1);
+    let (observer, mut seen) = recorder(None);
+    let routes = vec![
+        clawlet_bus::RouteSpec {
+            handlers: vec!["stripe".into()],
+            events: vec![],
+            agent: "log".into(),
+        },
+        route_all("all"),
+    ];
+    let (dispatcher, shutdown) = start(
+        &bus,
+        vec![
+            agent("log", AgentKind::Log, 1),
+            agent("all", AgentKind::Log, 1),
+        ],
+        routes,
+        observer,
+    );
+    let seen = wait_for(
+        &mut seen,
+        &Seen::Attempt("all".into(), AttemptOutcome::Delivered),
+    )
+    .await;
+    assert_eq!(
+        seen.len(),
+        1,
+        "the stripe-only route does not match: {seen:?}"
+    );
+    let stored = bus.show(&env.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Delivered);
+    assert_eq!(stored.deliveries.len(), 1);
+    assert_eq!(bus.health().depth, 0);
+    shutdown.cancel();
+    dispatcher.join().await;
+}
+
+#[tokio::test]
+async fn shutdown_leaves_unattempted_work_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = sqlite_bus(&dir).await;
+    let (observer, _seen) = recorder(None);
+    let shutdown = clawlet_bus::CancellationToken::new();
+    shutdown.cancel();
+    let dispatcher = clawlet_bus::Dispatcher::start_with_options(
+        bus.clone(),
+        vec![agent("log", AgentKind::Log, 1)],
+        vec![route_all("log")],
+        observer,
+        shutdown,
+        crate::fast(),
+    )
+    .unwrap();
+    dispatcher.join().await;
+    let env = envelope("github", "push", "after-shutdown");
+    bus.publish(&env).await.unwrap();
+    let stored = bus.show(&env.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Pending);
+    assert_eq!(
+        stored.deliveries.len(),
+        1,
+        "routed at publish time although nothing delivers now"
+    );
+    assert_eq!(stored.deliveries[0].status, DeliveryStatus::Pending);
+}
+
+/// An endpoint that holds each request until the test opens the gate.
+struct Gate {
+    arrived: mpsc::UnboundedSender<()>,
+    open: tokio::sync::Semaphore,
+}
+
+async fn gated(State(gate): State<Arc<Gate>>) -> StatusCode {
+    let _ = gate.arrived.send(());
+    let _permit = gate.open.acquire().await.unwrap();
+    StatusCode::OK
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_and_keeps_the_rest_pending() {
+    let (tx, mut arrived) = mpsc::unbounded_channel();
+    let gate = Arc::new(Gate {
+        arrived: tx,
+        open: tokio::sync::Semaphore::new(0),
+    });
+    let app = axum::Router::new()
+        .route("/events", axum::routing::post(gated))
+        .with_state(Arc::clone(&gate));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let bus = sqlite_bus(&dir).await;
+    let (observer, mut seen) = recorder(None);
+    let mut one_at_a_time = agent(
+        "inbox",
+        AgentKind::Http {
+            url,
+            secret: None,
+            headers: vec![],
+        },
+        3,
+    );
+    one_at_a_time.concurrency = 1;
+    let (dispatcher, shutdown) = start(
+        &bus,
+        vec![one_at_a_time],
+        vec![route_all("inbox")],
+        observer,
+    );
+    let first = envelope("github", "push", "first");
+    let second = envelope("github", "push", "second");
+    bus.publish(&first).await.unwrap();
+    tokio::time::timeout(crate::WAIT, arrived.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    bus.publish(&second).await.unwrap();
+
+    shutdown.cancel();
+    let joined = tokio::spawn(dispatcher.join());
+    gate.open.add_permits(1);
+    tokio::time::timeout(crate::WAIT, joined)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        seen.recv().await,
+        Some(Seen::Attempt("inbox".into(), AttemptOutcome::Delivered))
+    );
+    assert!(
+        seen.try_recv().is_err(),
+        "the second event was not attempted"
+    );
+
+    assert_eq!(
+        bus.show(&first.id).await.unwrap().unwrap().status,
+        DeliveryStatus::Delivered
+    );
+    let second = bus.show(&second.id).await.unwrap().unwrap();
+    assert_eq!(second.status, DeliveryStatus::Pending);
+    assert_eq!(second.deliveries[0].attempts, 0);
+    assert_eq!(bus.health().depth, 1);
+}

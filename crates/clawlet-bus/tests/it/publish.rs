@@ -1,0 +1,162 @@
+use clawlet_bus::{AgentKind, Backend, Bus, BusError, BusOptions, ListFilter, Published};
+
+use crate::{Seen, agent, envelope, recorder, route_all, sqlite_bus, start, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_share_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = sqlite_bus(&dir).await;
+    assert!(bus.is_durable());
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let bus = bus.clone();
+            tokio::spawn(async move {
+                bus.publish(&envelope("github", "push", &format!("d{i}")))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(matches!(
+            task.await.unwrap().unwrap(),
+            Published::Accepted { .. }
+        ));
+    }
+    let stored = bus
+        .list(ListFilter {
+            limit: 1000,
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 500);
+    let transactions = bus.transactions();
+    assert!(
+        transactions < 500,
+        "{transactions} transactions for 500 publishes"
+    );
+    assert_eq!(bus.health().depth, 500);
+}
+
+/// Publishes `(handler, delivery_id)` in order and checks each answer: `Ok(None)` accepted,
+/// `Ok(Some(i))` a duplicate of the i-th publish.
+async fn check(bus: &Bus, input: &[(&str, &str)], expected: &[Option<usize>]) {
+    let mut ids: Vec<String> = Vec::new();
+    for ((handler, delivery), want) in input.iter().zip(expected) {
+        let env = envelope(handler, "push", delivery);
+        let got = bus.publish(&env).await.unwrap();
+        let want = match want {
+            None => Published::Accepted {
+                event_id: env.id.clone(),
+            },
+            Some(i) => Published::Duplicate {
+                event_id: ids[*i].clone(),
+            },
+        };
+        assert_eq!(got, want, "publishing {handler}/{delivery}");
+        ids.push(env.id);
+    }
+}
+
+#[tokio::test]
+async fn dedup_is_per_handler_and_delivery_id() {
+    let bus = Bus::open(BusOptions::new(Backend::Memory)).await.unwrap();
+    check(
+        &bus,
+        &[
+            ("github", "a"),
+            ("github", "a"),
+            ("stripe", "a"),
+            ("github", "b"),
+            ("stripe", "a"),
+            ("github", "a"),
+        ],
+        &[None, Some(0), None, None, Some(2), Some(0)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dedup_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = envelope("github", "push", "delivery-1");
+    {
+        let bus = sqlite_bus(&dir).await;
+        assert_eq!(
+            bus.publish(&first).await.unwrap(),
+            Published::Accepted {
+                event_id: first.id.clone()
+            }
+        );
+    }
+    let bus = sqlite_bus(&dir).await;
+    let again = envelope("github", "push", "delivery-1");
+    assert_eq!(
+        bus.publish(&again).await.unwrap(),
+        Published::Duplicate {
+            event_id: first.id.clone()
+        }
+    );
+    assert_eq!(
+        bus.health().depth,
+        1,
+        "the pending counter is read back from the journal"
+    );
+}
+
+#[tokio::test]
+async fn full_queue_refuses_then_accepts_after_delivery() {
+    let mut opts = BusOptions::new(Backend::Memory);
+    opts.max_pending = 3;
+    let bus = Bus::open(opts).await.unwrap();
+    for i in 0..3 {
+        bus.publish(&envelope("github", "push", &format!("d{i}")))
+            .await
+            .unwrap();
+    }
+    let err = bus
+        .publish(&envelope("github", "push", "d3"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BusError::Full { .. }), "{err:?}");
+    assert_eq!(err.code(), "queue_full");
+    assert!(err.retry_after().is_some());
+    assert!(!bus.health().accepting);
+    assert_eq!(bus.health().depth, 3);
+
+    let (observer, mut seen) = recorder(None);
+    let (dispatcher, shutdown) = start(
+        &bus,
+        vec![agent("log", AgentKind::Log, 3)],
+        vec![route_all("log")],
+        observer,
+    );
+    for _ in 0..3 {
+        wait_for(
+            &mut seen,
+            &Seen::Attempt("log".into(), clawlet_bus::AttemptOutcome::Delivered),
+        )
+        .await;
+    }
+    assert_eq!(bus.health().depth, 0);
+    assert!(bus.health().accepting);
+    assert!(matches!(
+        bus.publish(&envelope("github", "push", "d3"))
+            .await
+            .unwrap(),
+        Published::Accepted { .. }
+    ));
+    shutdown.cancel();
+    dispatcher.join().await;
+}
+
+#[tokio::test]
+async fn journal_directory_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/c/webhooks.db");
+    let bus = Bus::open(BusOptions::new(Backend::Sqlite { path: path.clone() }))
+        .await
+        .unwrap();
+    bus.publish(&envelope("github", "push", "x")).await.unwrap();
+    assert!(path.exists());
+}
