@@ -1,6 +1,91 @@
 //! `clawlet-webhookd`: the daemon operators run.
 //!
-//! A thin binary that turns configuration into each crate's constructor arguments and wires them
-//! together. It must hold no business logic of its own.
+//! A thin binary that reads the configuration, turns it into each crate's own constructor
+//! arguments, and wires them together: the HTTP server, the durable bus and the dispatcher that
+//! feeds agents. It also owns the CLI, telemetry, signals and hot reload. It must hold no request
+//! logic of its own: verification, parsing, storage and delivery live in the library crates.
+//!
+//! ```text
+//! clawlet-webhookd --config config/example.yaml          # serve (the default command)
+//! clawlet-webhookd config check --config my.yaml         # validate, print with secrets redacted
+//! clawlet-webhookd events list --since 1h --json         # what the journal holds
+//! clawlet-webhookd send github --url http://127.0.0.1:8080/webhook/github --secret "$S"
+//! ```
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the CLI's output is its interface")]
 
-fn main() {}
+mod cli;
+mod events;
+mod send;
+mod serve;
+mod telemetry;
+mod wiring;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+
+/// Exit code for a usage or configuration error, which the operator fixes by editing something.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code for a failure at run time.
+const EXIT_RUNTIME: u8 = 1;
+
+/// What went wrong, sorted by the exit code it earns.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The configuration or the command line is wrong (exit 2).
+    Config(String),
+    /// Something failed while running (exit 1).
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Runtime(err)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help and version itself and exits 0 for them; usage errors exit 2.
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { EXIT_CONFIG } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("clawlet-webhookd: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(Failure::Runtime(err)) => {
+            eprintln!("clawlet-webhookd: {err:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        None => serve::run(cli.serve).await,
+        Some(Command::Serve(args)) => serve::run(args).await,
+        Some(Command::Agent(args)) => serve::run(args.serve).await,
+        Some(Command::Config(ConfigCommand::Check(args))) => {
+            let (text, code) = clawlet_config::check(&wiring::load_options(&args, None, None));
+            print!("{text}");
+            if code == 0 { Ok(()) } else { Err(Failure::Config(String::new())) }
+        }
+        Some(Command::Events(command)) => events::run(command),
+        Some(Command::Send(args)) => Ok(send::run(&args).await?),
+    }
+}

@@ -1,0 +1,250 @@
+//! `clawlet-webhookd send`: signs and sends a delivery exactly as the provider would, so a
+//! deployment can be tested end to end without the provider.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clawlet_verify::{custom, github, standard, stripe};
+use serde_json::{Value, json};
+
+use crate::cli::{Provider, SendArgs};
+
+/// One delivery ready to go on the wire.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// Builds the signed delivery for `args` at time `now` (unix seconds).
+pub(crate) fn build(args: &SendArgs, now: i64) -> Result<Delivery> {
+    let event = args.event.clone().unwrap_or_else(|| default_event(args.provider).to_owned());
+    let delivery_id = args.delivery_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let body = match &args.payload {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        None => sample(args.provider, &event, &delivery_id, now)?,
+    };
+    let secret = args.secret.as_bytes();
+    let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+    match args.provider {
+        Provider::Github => headers.extend([
+            ("User-Agent".to_owned(), "GitHub-Hookshot/clawlet-send".to_owned()),
+            ("X-GitHub-Event".to_owned(), event),
+            ("X-GitHub-Delivery".to_owned(), delivery_id),
+            ("X-GitHub-Hook-ID".to_owned(), "1".to_owned()),
+            ("X-Hub-Signature".to_owned(), github::sign_sha1(secret, &body)),
+            ("X-Hub-Signature-256".to_owned(), github::sign(secret, &body)),
+        ]),
+        Provider::Stripe => headers.extend([
+            ("User-Agent".to_owned(), "Stripe/1.0 (+https://stripe.com/docs/webhooks)".to_owned()),
+            ("Stripe-Signature".to_owned(), stripe::sign(secret, now, &body)),
+        ]),
+        Provider::Standard => {
+            let key = standard::Key::from_secret(&args.secret)
+                .map_err(|err| anyhow::anyhow!("--secret: {err} (expected whsec_<base64>)"))?;
+            let id = format!("msg_{delivery_id}");
+            let signature = standard::sign(&key, &id, now, &body);
+            headers.extend([
+                ("webhook-id".to_owned(), id),
+                ("webhook-timestamp".to_owned(), now.to_string()),
+                ("webhook-signature".to_owned(), signature),
+            ]);
+        }
+        Provider::Custom => headers.extend([
+            ("X-Event-Type".to_owned(), event),
+            ("X-Delivery-Id".to_owned(), delivery_id),
+            ("X-Signature".to_owned(), custom::Scheme::default().sign(secret, &body)),
+        ]),
+    }
+    Ok(Delivery { headers, body })
+}
+
+/// Sends the delivery, prints the response, and fails unless the receiver answered 2xx.
+pub(crate) async fn run(args: &SendArgs) -> Result<()> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let delivery = build(args, i64::try_from(now).unwrap_or(i64::MAX))?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    let mut request = client.post(&args.url).body(delivery.body);
+    for (name, value) in &delivery.headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.with_context(|| format!("POST {}", args.url))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    println!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    if !text.is_empty() {
+        println!("{text}");
+    }
+    if !status.is_success() {
+        bail!("the receiver answered {status}");
+    }
+    Ok(())
+}
+
+fn default_event(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Github => "push",
+        Provider::Stripe => "payment_intent.succeeded",
+        Provider::Standard | Provider::Custom => "user.created",
+    }
+}
+
+const REPO: &str = "octo-org/hello-world";
+
+/// A small, realistic body for the event, shaped like the provider's own.
+fn sample(provider: Provider, event: &str, delivery_id: &str, now: i64) -> Result<Vec<u8>> {
+    let body = match provider {
+        Provider::Github => github_sample(event),
+        Provider::Stripe => stripe_sample(event, delivery_id, now),
+        Provider::Standard | Provider::Custom => json!({
+            "event_type": event,
+            "type": event,
+            "timestamp": time::OffsetDateTime::from_unix_timestamp(now)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "data": { "user_id": "123", "email": "user@example.com", "name": "John Doe" },
+        }),
+    };
+    serde_json::to_vec(&body).context("encoding the sample payload")
+}
+
+fn github_sample(event: &str) -> Value {
+    let repository = json!({ "id": 1_296_269, "name": "hello-world", "full_name": REPO,
+        "html_url": format!("https://github.com/{REPO}"), "default_branch": "main",
+        "owner": { "login": "octo-org", "id": 1 } });
+    let sender = json!({ "login": "octocat", "id": 583_231, "type": "User" });
+    let pull_request = json!({ "number": 42, "title": "Add a health check", "state": "open",
+        "html_url": format!("https://github.com/{REPO}/pull/42"), "user": sender,
+        "head": { "ref": "health" }, "base": { "ref": "main" } });
+    let issue = json!({ "number": 7, "title": "Webhook retries pile up", "state": "open",
+        "html_url": format!("https://github.com/{REPO}/issues/7"), "user": sender });
+    match event {
+        "push" => json!({ "ref": "refs/heads/main", "before": "0".repeat(40), "after": "a".repeat(40),
+            "commits": [
+                { "id": "a".repeat(40), "message": "Add health check", "author": { "name": "Octo Cat" } },
+                { "id": "b".repeat(40), "message": "Document it", "author": { "name": "Octo Cat" } }
+            ],
+            "pusher": { "name": "octocat" }, "repository": repository, "sender": sender }),
+        "pull_request" => json!({ "action": "opened", "number": 42, "pull_request": pull_request,
+            "repository": repository, "sender": sender }),
+        "issues" => json!({ "action": "opened", "issue": issue, "repository": repository, "sender": sender }),
+        "issue_comment" => json!({ "action": "created", "issue": issue,
+            "comment": { "id": 1, "body": "Seen it too.", "user": sender },
+            "repository": repository, "sender": sender }),
+        "release" => json!({ "action": "published",
+            "release": { "tag_name": "v1.0.0", "name": "v1.0.0", "author": sender },
+            "repository": repository, "sender": sender }),
+        "fork" => json!({ "forkee": { "full_name": "octocat/hello-world", "owner": sender },
+            "repository": repository, "sender": sender }),
+        "star" => json!({ "action": "created", "starred_at": "2024-01-15T10:30:00Z",
+            "repository": repository, "sender": sender }),
+        "ping" => json!({ "zen": "Keep it logically awesome.", "hook_id": 1,
+            "hook": { "type": "Repository", "id": 1, "events": ["*"] },
+            "repository": repository, "sender": sender }),
+        other => json!({ "action": "created", "repository": repository, "sender": sender, "event": other }),
+    }
+}
+
+fn stripe_sample(event: &str, delivery_id: &str, now: i64) -> Value {
+    let object = match event {
+        "payment_intent.succeeded" | "payment_intent.payment_failed" => json!({
+            "id": "pi_3Q0", "object": "payment_intent", "amount": 2999, "amount_received": 2999,
+            "currency": "usd", "customer": "cus_Q0", "receipt_email": "customer@example.com",
+            "status": if event.ends_with("succeeded") { "succeeded" } else { "requires_payment_method" } }),
+        "checkout.session.completed" => json!({
+            "id": "cs_test_Q0", "object": "checkout.session", "amount_total": 2999, "currency": "usd",
+            "customer": "cus_Q0", "customer_details": { "email": "customer@example.com" },
+            "payment_status": "paid", "status": "complete" }),
+        "invoice.paid" | "invoice.payment_failed" => json!({
+            "id": "in_Q0", "object": "invoice", "amount_due": 2999, "amount_paid": 2999,
+            "currency": "usd", "customer": "cus_Q0", "customer_email": "customer@example.com",
+            "status": if event == "invoice.paid" { "paid" } else { "open" } }),
+        "customer.created" | "customer.updated" => json!({
+            "id": "cus_Q0", "object": "customer", "email": "customer@example.com", "name": "Jenny Rosen" }),
+        _ => json!({ "id": "obj_Q0" }),
+    };
+    let id = format!("evt_{}", delivery_id.replace('-', ""));
+    json!({ "id": id, "object": "event", "api_version": "2024-06-20", "created": now,
+        "livemode": false, "pending_webhooks": 1, "type": event, "data": { "object": object } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(provider: Provider, secret: &str) -> SendArgs {
+        SendArgs {
+            provider,
+            url: "http://127.0.0.1:1/".to_owned(),
+            secret: secret.to_owned(),
+            event: None,
+            payload: None,
+            delivery_id: Some("0190c6a0-0000-7000-8000-000000000001".to_owned()),
+        }
+    }
+
+    fn header<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a [u8]> {
+        delivery
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_bytes())
+    }
+
+    #[test]
+    fn each_provider_signs_what_its_verifier_accepts() {
+        let now = 1_700_000_000;
+        let d = build(&args(Provider::Github, "s3cret"), now).unwrap();
+        github::verify(&[b"s3cret"], header(&d, "x-hub-signature-256"), None, &d.body, false).unwrap();
+
+        let d = build(&args(Provider::Stripe, "whsec_abc"), now).unwrap();
+        stripe::verify(&[b"whsec_abc"], header(&d, "stripe-signature"), &d.body, now, 300).unwrap();
+
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let d = build(&args(Provider::Standard, secret), now).unwrap();
+        let key = standard::Key::from_secret(secret).unwrap();
+        standard::verify(
+            &[key],
+            header(&d, "webhook-id"),
+            header(&d, "webhook-timestamp"),
+            header(&d, "webhook-signature"),
+            &d.body,
+            now,
+            300,
+        )
+        .unwrap();
+
+        let d = build(&args(Provider::Custom, "s3cret"), now).unwrap();
+        custom::Scheme::default().verify(&[b"s3cret"], header(&d, "x-signature"), &d.body).unwrap();
+    }
+
+    #[test]
+    fn a_wrong_secret_does_not_verify() {
+        let d = build(&args(Provider::Github, "s3cret"), 0).unwrap();
+        assert!(github::verify(&[b"other"], header(&d, "x-hub-signature-256"), None, &d.body, false).is_err());
+    }
+
+    #[test]
+    fn samples_exist_for_every_event_the_spec_lists() {
+        for event in ["push", "pull_request", "issues", "issue_comment", "release", "fork", "star", "ping"] {
+            let body: Value = serde_json::from_slice(&sample(Provider::Github, event, "d", 0).unwrap()).unwrap();
+            assert!(body.get("repository").is_some(), "{event}");
+        }
+        for event in [
+            "checkout.session.completed",
+            "payment_intent.succeeded",
+            "payment_intent.payment_failed",
+            "invoice.paid",
+            "invoice.payment_failed",
+            "customer.created",
+            "customer.updated",
+        ] {
+            let body: Value = serde_json::from_slice(&sample(Provider::Stripe, event, "d", 0).unwrap()).unwrap();
+            assert_eq!(body["type"], event);
+            assert!(body["data"]["object"]["id"].is_string(), "{event}");
+        }
+    }
+}

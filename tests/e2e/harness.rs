@@ -1,0 +1,142 @@
+//! Starts the real `clawlet-webhookd` binary on loopback and talks to it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// The binary under test, built by cargo before this suite runs.
+pub(crate) fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_clawlet-webhookd"))
+}
+
+/// The repository's test data folder.
+pub(crate) fn testdata(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(path)
+}
+
+/// A running daemon with its own temporary state directory.
+pub(crate) struct Daemon {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    /// Holds the state directory until the daemon is dropped.
+    _dir: tempfile::TempDir,
+    pub(crate) config: PathBuf,
+    log: Arc<Mutex<String>>,
+}
+
+/// How long start-up may take before the test fails (a bound, not an expectation).
+const START_BOUND: Duration = Duration::from_secs(30);
+
+impl Daemon {
+    /// Writes `config` (YAML; `{dir}` is replaced by the state directory) and starts the daemon.
+    pub(crate) fn start(config: &str) -> Daemon {
+        Self::start_with_env(config, &[])
+    }
+
+    pub(crate) fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config.replace("{dir}", &dir.path().display().to_string()))
+            .expect("writing the config");
+        let (child, addr, log) = Self::spawn(&path, env);
+        Daemon { child, addr, _dir: dir, config: path, log }
+    }
+
+    /// Starts the daemon again on the same state directory and configuration (after a kill).
+    pub(crate) fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, addr, log) = Self::spawn(&self.config, &[]);
+        (self.child, self.addr, self.log) = (child, addr, log);
+    }
+
+    fn spawn(config: &Path, env: &[(&str, &str)]) -> (Child, SocketAddr, Arc<Mutex<String>>) {
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("CLAWLET_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting clawlet-webhookd");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = listening_addr(&line) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(START_BOUND) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the daemon did not report its address; log:\n{}", log.lock().unwrap());
+            }
+        };
+        (child, addr, log)
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Everything the daemon wrote to stderr so far.
+    pub(crate) fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends a signal by name (HUP, TERM, KILL) with the system's `kill`.
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Runs the binary with a subcommand against this daemon's configuration.
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(binary());
+        cmd.args(args).arg("--config").arg(&self.config).env_remove("CLAWLET_CONFIG");
+        cmd.output().expect("running clawlet-webhookd")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Finds the address in the daemon's "listening" line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    let rest = rest.trim_start_matches("http://").trim_start_matches("https://");
+    let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Runs `clawlet-webhookd send …` and returns its output.
+pub(crate) fn send(args: &[&str]) -> Output {
+    Command::new(binary()).arg("send").args(args).output().expect("running send")
+}

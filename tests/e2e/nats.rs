@@ -1,0 +1,80 @@
+//! Two daemons on one JetStream stream: a delivery sent to both is stored once, and an agent fed
+//! from the stream receives it. Needs NATS: set CLAWLET_TEST_NATS_URL (CI does).
+
+use std::time::Duration;
+
+use crate::agent::{AGENT_SECRET, Agent};
+use crate::harness::{Daemon, send};
+use crate::providers::GITHUB_SECRET;
+
+fn nats_url() -> Option<String> {
+    match std::env::var("CLAWLET_TEST_NATS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!("skipping: CLAWLET_TEST_NATS_URL is not set, so there is no NATS server to test against");
+            None
+        }
+    }
+}
+
+fn config(nats: &str, stream: &str, agent: &Agent) -> String {
+    format!(
+        r#"webhooks:
+  host: 127.0.0.1
+  port: 0
+  rate_limit:
+    enabled: false
+  queue:
+    backend: nats
+    nats:
+      url: "{nats}"
+      stream: "{stream}"
+  handlers:
+    github:
+      secret: "{GITHUB_SECRET}"
+  agents:
+    inbox:
+      kind: http
+      url: "{url}"
+      secret: "{AGENT_SECRET}"
+      timeout: 5s
+  routes:
+    - agent: inbox
+"#,
+        url = agent.url
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_share_one_stream_and_store_a_delivery_once() {
+    let Some(nats) = nats_url() else { return };
+    let stream = format!("CLAWLET_E2E_{}", std::process::id());
+    let agent = Agent::start().await;
+    let a = Daemon::start(&config(&nats, &stream, &agent));
+    let b = Daemon::start(&config(&nats, &stream, &agent));
+
+    let answers: Vec<String> = tokio::task::block_in_place(|| {
+        [&a, &b]
+            .iter()
+            .map(|d| {
+                let url = d.url("/webhook/github");
+                let out = send(&["github", "--url", &url, "--secret", GITHUB_SECRET, "--delivery-id", "nats-shared-1"]);
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            })
+            .collect()
+    });
+    assert!(answers[0].contains("\"accepted\""), "{answers:?}\n{}", a.logs());
+    assert!(answers[1].contains("\"duplicate\""), "{answers:?}\n{}", b.logs());
+
+    let received = agent
+        .wait_for(Duration::from_secs(30), |got| got.iter().any(|e| e["delivery_id"] == "nats-shared-1"))
+        .await;
+    assert!(received, "the agent never received the event\n{}\n{}", a.logs(), b.logs());
+    let copies = agent.received().iter().filter(|e| e["delivery_id"] == "nats-shared-1").count();
+    assert!(copies >= 1);
+
+    drop((a, b));
+    let client = async_nats::connect(&nats).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let _ = js.delete_stream(&stream).await;
+}
