@@ -34,11 +34,16 @@ pub(crate) struct Agent {
 impl Agent {
     pub(crate) async fn start() -> Agent {
         let inner = Arc::new(Inner::default());
-        let app = Router::new().route("/events", post(receive)).with_state(Arc::clone(&inner));
+        let app = Router::new()
+            .route("/events", post(receive))
+            .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Agent { url: format!("http://{addr}/events"), inner }
+        Agent {
+            url: format!("http://{addr}/events"),
+            inner,
+        }
     }
 
     /// Every envelope received so far, in arrival order.
@@ -67,7 +72,10 @@ impl Agent {
 
 async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let key = standard::Key::from_secret(AGENT_SECRET).unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let get = |name: &str| headers.get(name).map(|v| v.as_bytes());
     let verified = standard::verify(
         &[key],

@@ -21,7 +21,12 @@ struct Body {
     signature: String,
 }
 
-fn signed_push(client: &reqwest::Client, url: &str, body: &Body, id: &str) -> reqwest::RequestBuilder {
+fn signed_push(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Body,
+    id: &str,
+) -> reqwest::RequestBuilder {
     client
         .post(url)
         .header("content-type", "application/json")
@@ -39,15 +44,24 @@ async fn sigkill_under_load_loses_nothing_that_was_acknowledged() {
     let bytes = std::fs::read(testdata("payloads/github_push.json")).unwrap();
     let signature = clawlet_verify::github::sign(GITHUB_SECRET.as_bytes(), &bytes);
     let body = Arc::new(Body { bytes, signature });
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
 
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let next = Arc::new(AtomicUsize::new(0));
     let killed = Arc::new(tokio::sync::Notify::new());
     let mut workers = Vec::new();
     for _ in 0..CONNECTIONS {
-        let (client, url, body, acked, next, killed) =
-            (client.clone(), url.clone(), body.clone(), acked.clone(), next.clone(), killed.clone());
+        let (client, url, body, acked, next, killed) = (
+            client.clone(),
+            url.clone(),
+            body.clone(),
+            acked.clone(),
+            next.clone(),
+            killed.clone(),
+        );
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -55,7 +69,9 @@ async fn sigkill_under_load_loses_nothing_that_was_acknowledged() {
                     return;
                 }
                 let id = format!("crash-{i:05}");
-                let Ok(response) = signed_push(&client, &url, &body, &id).send().await else { continue };
+                let Ok(response) = signed_push(&client, &url, &body, &id).send().await else {
+                    continue;
+                };
                 if response.status().is_success() {
                     let mut acked = acked.lock().unwrap();
                     acked.insert(id);
@@ -80,20 +96,36 @@ async fn sigkill_under_load_loses_nothing_that_was_acknowledged() {
     let stored = tokio::task::block_in_place(|| journal(&daemon));
     let mut per_delivery: BTreeMap<String, usize> = BTreeMap::new();
     for event in &stored {
-        *per_delivery.entry(event["delivery_id"].as_str().unwrap().to_owned()).or_default() += 1;
+        *per_delivery
+            .entry(event["delivery_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     for id in &acked {
-        assert_eq!(per_delivery.get(id), Some(&1), "acknowledged delivery {id} is not stored exactly once");
+        assert_eq!(
+            per_delivery.get(id),
+            Some(&1),
+            "acknowledged delivery {id} is not stored exactly once"
+        );
     }
-    assert!(per_delivery.values().all(|&n| n == 1), "a delivery id is stored twice");
+    assert!(
+        per_delivery.values().all(|&n| n == 1),
+        "a delivery id is stored twice"
+    );
 
     let everything_arrived = agent
         .wait_for(Duration::from_secs(90), |got| {
-            let seen: BTreeSet<&str> = got.iter().filter_map(|e| e["delivery_id"].as_str()).collect();
+            let seen: BTreeSet<&str> = got
+                .iter()
+                .filter_map(|e| e["delivery_id"].as_str())
+                .collect();
             acked.iter().all(|id| seen.contains(id.as_str()))
         })
         .await;
-    assert!(everything_arrived, "some acknowledged deliveries never reached the agent\n{}", daemon.logs());
+    assert!(
+        everything_arrived,
+        "some acknowledged deliveries never reached the agent\n{}",
+        daemon.logs()
+    );
 
     let url = daemon.url("/webhook/github");
     for id in acked.iter().take(50) {

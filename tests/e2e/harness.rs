@@ -14,7 +14,9 @@ pub(crate) fn binary() -> PathBuf {
 
 /// The repository's test data folder.
 pub(crate) fn testdata(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(path)
 }
 
 /// A running daemon with its own temporary state directory.
@@ -39,10 +41,19 @@ impl Daemon {
     pub(crate) fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("config.yaml");
-        std::fs::write(&path, config.replace("{dir}", &dir.path().display().to_string()))
-            .expect("writing the config");
+        std::fs::write(
+            &path,
+            config.replace("{dir}", &dir.path().display().to_string()),
+        )
+        .expect("writing the config");
         let (child, addr, log) = Self::spawn(&path, env);
-        Daemon { child, addr, _dir: dir, config: path, log }
+        Daemon {
+            child,
+            addr,
+            _dir: dir,
+            config: path,
+            log,
+        }
     }
 
     /// Starts the daemon again on the same state directory and configuration (after a kill).
@@ -74,10 +85,10 @@ impl Daemon {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = listening_addr(&line) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
+                if let Some(addr) = listening_addr(&line)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr);
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
@@ -88,7 +99,10 @@ impl Daemon {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
-                panic!("the daemon did not report its address; log:\n{}", log.lock().unwrap());
+                panic!(
+                    "the daemon did not report its address; log:\n{}",
+                    log.lock().unwrap()
+                );
             }
         };
         (child, addr, log)
@@ -116,7 +130,10 @@ impl Daemon {
     /// Runs the binary with a subcommand against this daemon's configuration.
     pub(crate) fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(binary());
-        cmd.args(args).arg("--config").arg(&self.config).env_remove("CLAWLET_CONFIG");
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("CLAWLET_CONFIG");
         cmd.output().expect("running clawlet-webhookd")
     }
 }
@@ -131,12 +148,20 @@ impl Drop for Daemon {
 /// Finds the address in the daemon's "listening" line.
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listening on ")? + "listening on ".len()..];
-    let rest = rest.trim_start_matches("http://").trim_start_matches("https://");
-    let end = rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+    let rest = rest
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
 /// Runs `clawlet-webhookd send …` and returns its output.
 pub(crate) fn send(args: &[&str]) -> Output {
-    Command::new(binary()).arg("send").args(args).output().expect("running send")
+    Command::new(binary())
+        .arg("send")
+        .args(args)
+        .output()
+        .expect("running send")
 }

@@ -11,7 +11,9 @@ fn nats_url() -> Option<String> {
     match std::env::var("CLAWLET_TEST_NATS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            println!("skipping: CLAWLET_TEST_NATS_URL is not set, so there is no NATS server to test against");
+            println!(
+                "skipping: CLAWLET_TEST_NATS_URL is not set, so there is no NATS server to test against"
+            );
             None
         }
     }
@@ -58,19 +60,46 @@ async fn two_daemons_share_one_stream_and_store_a_delivery_once() {
             .iter()
             .map(|d| {
                 let url = d.url("/webhook/github");
-                let out = send(&["github", "--url", &url, "--secret", GITHUB_SECRET, "--delivery-id", "nats-shared-1"]);
+                let out = send(&[
+                    "github",
+                    "--url",
+                    &url,
+                    "--secret",
+                    GITHUB_SECRET,
+                    "--delivery-id",
+                    "nats-shared-1",
+                ]);
                 String::from_utf8_lossy(&out.stdout).into_owned()
             })
             .collect()
     });
-    assert!(answers[0].contains("\"accepted\""), "{answers:?}\n{}", a.logs());
-    assert!(answers[1].contains("\"duplicate\""), "{answers:?}\n{}", b.logs());
+    assert!(
+        answers[0].contains("\"accepted\""),
+        "{answers:?}\n{}",
+        a.logs()
+    );
+    assert!(
+        answers[1].contains("\"duplicate\""),
+        "{answers:?}\n{}",
+        b.logs()
+    );
 
     let received = agent
-        .wait_for(Duration::from_secs(30), |got| got.iter().any(|e| e["delivery_id"] == "nats-shared-1"))
+        .wait_for(Duration::from_secs(30), |got| {
+            got.iter().any(|e| e["delivery_id"] == "nats-shared-1")
+        })
         .await;
-    assert!(received, "the agent never received the event\n{}\n{}", a.logs(), b.logs());
-    let copies = agent.received().iter().filter(|e| e["delivery_id"] == "nats-shared-1").count();
+    assert!(
+        received,
+        "the agent never received the event\n{}\n{}",
+        a.logs(),
+        b.logs()
+    );
+    let copies = agent
+        .received()
+        .iter()
+        .filter(|e| e["delivery_id"] == "nats-shared-1")
+        .count();
     assert!(copies >= 1);
 
     drop((a, b));

@@ -14,7 +14,10 @@ fn post_github(daemon: &Daemon, secret: &str) -> String {
 
 /// Sends signed custom deliveries without pause until `stop` is set, and counts the answers that
 /// were not 200.
-async fn steady_traffic(daemon_url: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> (u32, u32) {
+async fn steady_traffic(
+    daemon_url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (u32, u32) {
     let client = reqwest::Client::new();
     let scheme = clawlet_verify::custom::Scheme::default();
     let (mut ok, mut failed) = (0, 0);
@@ -47,29 +50,54 @@ async fn sighup_swaps_the_secret_without_failing_a_request_and_refuses_a_broken_
     assert!(tokio::task::block_in_place(|| post_github(&daemon, GITHUB_SECRET)).starts_with("200"));
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let traffic = tokio::spawn(steady_traffic(daemon.url("/webhook/myservice"), stop.clone()));
+    let traffic = tokio::spawn(steady_traffic(
+        daemon.url("/webhook/myservice"),
+        stop.clone(),
+    ));
 
     let text = std::fs::read_to_string(&daemon.config).unwrap();
-    std::fs::write(&daemon.config, text.replace(GITHUB_SECRET, "rotated-secret")).unwrap();
+    std::fs::write(
+        &daemon.config,
+        text.replace(GITHUB_SECRET, "rotated-secret"),
+    )
+    .unwrap();
     daemon.signal("HUP");
     let reloaded = wait_until(Duration::from_secs(20), || {
         tokio::task::block_in_place(|| post_github(&daemon, "rotated-secret")).starts_with("200")
     })
     .await;
-    assert!(reloaded, "the new secret was never accepted\n{}", daemon.logs());
+    assert!(
+        reloaded,
+        "the new secret was never accepted\n{}",
+        daemon.logs()
+    );
     assert!(tokio::task::block_in_place(|| post_github(&daemon, GITHUB_SECRET)).starts_with("401"));
 
     // A broken edit is refused and the running configuration stays.
-    std::fs::write(&daemon.config, "webhooks:\n  handlers: [this is not a map\n").unwrap();
+    std::fs::write(
+        &daemon.config,
+        "webhooks:\n  handlers: [this is not a map\n",
+    )
+    .unwrap();
     daemon.signal("HUP");
-    let refused = wait_until(Duration::from_secs(20), || daemon.logs().contains("reload refused")).await;
+    let refused = wait_until(Duration::from_secs(20), || {
+        daemon.logs().contains("reload refused")
+    })
+    .await;
     assert!(refused, "{}", daemon.logs());
-    assert!(tokio::task::block_in_place(|| post_github(&daemon, "rotated-secret")).starts_with("200"));
+    assert!(
+        tokio::task::block_in_place(|| post_github(&daemon, "rotated-secret")).starts_with("200")
+    );
 
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (ok, failed) = traffic.await.unwrap();
     assert!(ok > 0);
-    assert_eq!(failed, 0, "requests failed during reloads\n{}", daemon.logs());
+    assert_eq!(
+        failed,
+        0,
+        "requests failed during reloads\n{}",
+        daemon.logs()
+    );
 }
 
 /// Polls `condition` until it holds or `bound` passes.
@@ -87,18 +115,21 @@ async fn wait_until(bound: Duration, mut condition: impl FnMut() -> bool) -> boo
 
 /// The value of the sample of `name` whose labels include every pair in `labels`.
 fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-        if metric != name {
-            return None;
-        }
-        labels
-            .iter()
-            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-            .then(|| value.parse().ok())
-            .flatten()
-    })
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            if metric != name {
+                return None;
+            }
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,31 +138,98 @@ async fn metrics_count_what_happened() {
     let daemon = Daemon::start(&config(&agent, ""));
     tokio::task::block_in_place(|| {
         let url = daemon.url("/webhook/github");
-        let dup = ["github", "--url", &url, "--secret", GITHUB_SECRET, "--delivery-id", "metrics-dup"];
+        let dup = [
+            "github",
+            "--url",
+            &url,
+            "--secret",
+            GITHUB_SECRET,
+            "--delivery-id",
+            "metrics-dup",
+        ];
         assert!(send(&dup).status.success());
         assert!(send(&dup).status.success());
-        assert!(!send(&["github", "--url", &url, "--secret", "wrong"]).status.success());
-        assert!(!send(&["github", "--url", &url, "--secret", "wrong"]).status.success());
+        assert!(
+            !send(&["github", "--url", &url, "--secret", "wrong"])
+                .status
+                .success()
+        );
+        assert!(
+            !send(&["github", "--url", &url, "--secret", "wrong"])
+                .status
+                .success()
+        );
     });
     let client = reqwest::Client::new();
-    let missing = client.post(daemon.url("/webhook/nowhere")).send().await.unwrap();
+    let missing = client
+        .post(daemon.url("/webhook/nowhere"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
-    assert!(agent.wait_for(Duration::from_secs(20), |got| !got.is_empty()).await);
+    assert!(
+        agent
+            .wait_for(Duration::from_secs(20), |got| !got.is_empty())
+            .await
+    );
 
-    let metrics = client.get(daemon.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client
+        .get(daemon.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let get = |name: &str, labels: &[(&str, &str)]| sample(&metrics, name, labels);
-    assert_eq!(get("clawlet_webhook_requests_total", &[("handler", "github"), ("status", "200")]), Some(2.0), "{metrics}");
-    assert_eq!(get("clawlet_webhook_requests_total", &[("handler", "github"), ("status", "401")]), Some(2.0), "{metrics}");
-    assert_eq!(get("clawlet_webhook_verification_failures_total", &[("handler", "github"), ("reason", "mismatch")]), Some(2.0), "{metrics}");
-    assert_eq!(get("clawlet_webhook_duplicates_total", &[("handler", "github")]), Some(1.0), "{metrics}");
+    assert_eq!(
+        get(
+            "clawlet_webhook_requests_total",
+            &[("handler", "github"), ("status", "200")]
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        get(
+            "clawlet_webhook_requests_total",
+            &[("handler", "github"), ("status", "401")]
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        get(
+            "clawlet_webhook_verification_failures_total",
+            &[("handler", "github"), ("reason", "mismatch")]
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        get("clawlet_webhook_duplicates_total", &[("handler", "github")]),
+        Some(1.0),
+        "{metrics}"
+    );
     // The delivery counters are fed by the dispatcher, which reports after the agent answered.
     let delivered = wait_until(Duration::from_secs(20), || {
         let text = tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(async {
-                client.get(daemon.url("/metrics")).send().await.unwrap().text().await.unwrap()
+                client
+                    .get(daemon.url("/metrics"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
             })
         });
-        sample(&text, "clawlet_delivery_successes_total", &[("agent", "inbox")]) == Some(1.0)
+        sample(
+            &text,
+            "clawlet_delivery_successes_total",
+            &[("agent", "inbox")],
+        ) == Some(1.0)
     })
     .await;
     assert!(delivered, "{metrics}");
@@ -139,8 +237,12 @@ async fn metrics_count_what_happened() {
 }
 
 mod otlp {
-    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-    use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
     use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
     use opentelemetry_proto::tonic::trace::v1::Span;
     use tokio::sync::mpsc;
@@ -163,7 +265,9 @@ mod otlp {
                     }
                 }
             }
-            Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+            Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: None,
+            }))
         }
     }
 
@@ -185,14 +289,15 @@ mod otlp {
 
     /// The span's attribute `key` as text.
     pub(crate) fn attribute(span: &Span, key: &str) -> Option<String> {
-        span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
-            match kv.value.as_ref()?.value.as_ref()? {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
                 AnyValue::StringValue(s) => Some(s.clone()),
                 AnyValue::IntValue(i) => Some(i.to_string()),
                 AnyValue::BoolValue(b) => Some(b.to_string()),
                 other => Some(format!("{other:?}")),
-            }
-        })
+            })
     }
 }
 
@@ -202,10 +307,23 @@ async fn each_request_is_exported_as_an_otlp_span() {
     let agent = Agent::start().await;
     let extra = format!("  telemetry:\n    otlp:\n      endpoint: \"{endpoint}\"\n");
     // Export promptly rather than on the SDK's default five-second schedule.
-    let daemon = Daemon::start_with_env(&config(&agent, &extra), &[("OTEL_BSP_SCHEDULE_DELAY", "100")]);
+    let daemon = Daemon::start_with_env(
+        &config(&agent, &extra),
+        &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
+    );
     let url = daemon.url("/webhook/github");
     let out = tokio::task::block_in_place(|| {
-        send(&["github", "--url", &url, "--secret", GITHUB_SECRET, "--event", "issues", "--delivery-id", "otlp-1"])
+        send(&[
+            "github",
+            "--url",
+            &url,
+            "--secret",
+            GITHUB_SECRET,
+            "--event",
+            "issues",
+            "--delivery-id",
+            "otlp-1",
+        ])
     });
     assert!(out.status.success(), "{}", daemon.logs());
 
@@ -221,8 +339,17 @@ async fn each_request_is_exported_as_an_otlp_span() {
     .ok()
     .flatten()
     .unwrap_or_else(|| panic!("no request span reached the collector\n{}", daemon.logs()));
-    assert_eq!(otlp::attribute(&found, "handler").as_deref(), Some("github"));
-    assert_eq!(otlp::attribute(&found, "event_type").as_deref(), Some("issues"));
+    assert_eq!(
+        otlp::attribute(&found, "handler").as_deref(),
+        Some("github")
+    );
+    assert_eq!(
+        otlp::attribute(&found, "event_type").as_deref(),
+        Some("issues")
+    );
     assert_eq!(otlp::attribute(&found, "status").as_deref(), Some("200"));
-    assert_eq!(otlp::attribute(&found, "verification").as_deref(), Some("ok"));
+    assert_eq!(
+        otlp::attribute(&found, "verification").as_deref(),
+        Some("ok")
+    );
 }

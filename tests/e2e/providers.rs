@@ -53,7 +53,11 @@ pub(crate) fn config(agent: &Agent, extra: &str) -> String {
 /// Events in the journal, as `events list --json` prints them.
 pub(crate) fn journal(daemon: &Daemon) -> Vec<Value> {
     let out = daemon.cli(&["events", "list", "--json", "--limit", "100000"]);
-    assert!(out.status.success(), "events list failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "events list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -61,9 +65,18 @@ pub(crate) fn journal(daemon: &Daemon) -> Vec<Value> {
         .collect()
 }
 
-fn check(daemon: &Daemon, agent: &Agent, provider: &str, path: &str, secret: &str, event: &str) -> Value {
+fn check(
+    daemon: &Daemon,
+    agent: &Agent,
+    provider: &str,
+    path: &str,
+    secret: &str,
+    event: &str,
+) -> Value {
     let url = daemon.url(path);
-    let out = send(&[provider, "--url", &url, "--secret", secret, "--event", event]);
+    let out = send(&[
+        provider, "--url", &url, "--secret", secret, "--event", event,
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -77,15 +90,24 @@ fn check(daemon: &Daemon, agent: &Agent, provider: &str, path: &str, secret: &st
     let id = reply["event_id"].as_str().unwrap().to_owned();
 
     let stored = journal(daemon);
-    let entry = stored.iter().find(|e| e["id"] == id.as_str()).unwrap_or_else(|| {
-        panic!("{provider}: event {id} is not in events list: {stored:?}")
-    });
+    let entry = stored
+        .iter()
+        .find(|e| e["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{provider}: event {id} is not in events list: {stored:?}"));
     assert_eq!(entry["type"], event, "{provider}");
 
     let delivered = tokio::runtime::Handle::current().block_on(async {
-        agent.wait_for(Duration::from_secs(20), |got| got.iter().any(|e| e["id"] == id.as_str())).await
+        agent
+            .wait_for(Duration::from_secs(20), |got| {
+                got.iter().any(|e| e["id"] == id.as_str())
+            })
+            .await
     });
-    assert!(delivered, "{provider}: the agent never received {id}\n{}", daemon.logs());
+    assert!(
+        delivered,
+        "{provider}: the agent never received {id}\n{}",
+        daemon.logs()
+    );
     entry.clone()
 }
 
@@ -94,15 +116,43 @@ async fn every_provider_reaches_the_journal_and_the_agent() {
     let agent = Agent::start().await;
     let daemon = Daemon::start(&config(&agent, ""));
     let cases = [
-        ("github", "/webhook/github", GITHUB_SECRET, "pull_request", "github"),
-        ("stripe", "/webhook/stripe", STRIPE_SECRET, "invoice.paid", "stripe"),
-        ("standard", "/webhook/svix", STANDARD_SECRET, "user.created", "standard"),
-        ("custom", "/webhook/myservice", CUSTOM_SECRET, "user.created", "custom"),
+        (
+            "github",
+            "/webhook/github",
+            GITHUB_SECRET,
+            "pull_request",
+            "github",
+        ),
+        (
+            "stripe",
+            "/webhook/stripe",
+            STRIPE_SECRET,
+            "invoice.paid",
+            "stripe",
+        ),
+        (
+            "standard",
+            "/webhook/svix",
+            STANDARD_SECRET,
+            "user.created",
+            "standard",
+        ),
+        (
+            "custom",
+            "/webhook/myservice",
+            CUSTOM_SECRET,
+            "user.created",
+            "custom",
+        ),
     ];
     for (provider, path, secret, event, source) in cases {
-        let entry = tokio::task::block_in_place(|| check(&daemon, &agent, provider, path, secret, event));
+        let entry =
+            tokio::task::block_in_place(|| check(&daemon, &agent, provider, path, secret, event));
         assert_eq!(entry["source"], source);
-        assert!(entry["summary"].as_str().is_some_and(|s| !s.is_empty()), "{entry}");
+        assert!(
+            entry["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{entry}"
+        );
     }
     let received = agent.received();
     assert_eq!(received.len(), 4, "{received:?}");
@@ -114,14 +164,27 @@ async fn a_resent_delivery_is_a_duplicate_and_a_forged_one_is_refused() {
     let agent = Agent::start().await;
     let daemon = Daemon::start(&config(&agent, ""));
     let url = daemon.url("/webhook/github");
-    let args = ["github", "--url", &url, "--secret", GITHUB_SECRET, "--delivery-id", "7a1c0d9e-e2e-dup"];
+    let args = [
+        "github",
+        "--url",
+        &url,
+        "--secret",
+        GITHUB_SECRET,
+        "--delivery-id",
+        "7a1c0d9e-e2e-dup",
+    ];
     let first = tokio::task::block_in_place(|| send(&args));
     assert!(String::from_utf8_lossy(&first.stdout).contains("\"accepted\""));
     let second = tokio::task::block_in_place(|| send(&args));
     let text = String::from_utf8_lossy(&second.stdout);
-    assert!(text.starts_with("200") && text.contains("\"duplicate\""), "{text}");
+    assert!(
+        text.starts_with("200") && text.contains("\"duplicate\""),
+        "{text}"
+    );
 
-    let forged = tokio::task::block_in_place(|| send(&["github", "--url", &url, "--secret", "not-the-secret"]));
+    let forged = tokio::task::block_in_place(|| {
+        send(&["github", "--url", &url, "--secret", "not-the-secret"])
+    });
     assert!(!forged.status.success());
     assert!(String::from_utf8_lossy(&forged.stdout).starts_with("401"));
     let stored = tokio::task::block_in_place(|| journal(&daemon));

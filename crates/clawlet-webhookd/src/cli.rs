@@ -8,7 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Receives webhooks from GitHub, Stripe and custom senders, verifies them, stores them durably and
 /// hands them to your agent.
 #[derive(Debug, Parser)]
-#[command(name = "clawlet-webhookd", version, propagate_version = true, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "clawlet-webhookd",
+    version,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
@@ -203,8 +208,14 @@ mod tests {
 
     #[test]
     fn no_command_means_serve_with_its_flags() {
-        let cli = Cli::try_parse_from(["clawlet-webhookd", "--config", "x.yaml", "--webhook-port", "9000"])
-            .unwrap();
+        let cli = Cli::try_parse_from([
+            "clawlet-webhookd",
+            "--config",
+            "x.yaml",
+            "--webhook-port",
+            "9000",
+        ])
+        .unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.webhook_port, Some(9000));
         assert_eq!(cli.serve.config.config, Some(PathBuf::from("x.yaml")));
@@ -212,9 +223,17 @@ mod tests {
 
     #[test]
     fn the_spec_spelling_parses() {
-        let cli = Cli::try_parse_from(["clawlet-webhookd", "agent", "--webhooks", "--webhook-port", "8080"])
-            .unwrap();
-        let Some(Command::Agent(agent)) = cli.command else { panic!("expected agent") };
+        let cli = Cli::try_parse_from([
+            "clawlet-webhookd",
+            "agent",
+            "--webhooks",
+            "--webhook-port",
+            "8080",
+        ])
+        .unwrap();
+        let Some(Command::Agent(agent)) = cli.command else {
+            panic!("expected agent")
+        };
         assert!(agent.webhooks);
         assert_eq!(agent.serve.webhook_port, Some(8080));
     }

@@ -38,7 +38,10 @@ pub(crate) fn run(command: EventsCommand) -> Result<(), Failure> {
             let event = journal.show(&id).context("reading the event")?;
             match event {
                 Some(event) => {
-                    println!("{}", serde_json::to_string_pretty(&event).context("encoding the event")?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&event).context("encoding the event")?
+                    );
                     Ok(())
                 }
                 None => Err(Failure::Runtime(anyhow::anyhow!("no event with id {id}"))),
@@ -51,16 +54,23 @@ pub(crate) fn run(command: EventsCommand) -> Result<(), Failure> {
                 (None, true, _) => ReplaySelector::Dead,
                 (None, false, Some(since)) => ReplaySelector::Since(since),
                 (None, false, None) => {
-                    return Err(Failure::Config("events replay: name an id, --dead or --since".to_owned()));
+                    return Err(Failure::Config(
+                        "events replay: name an id, --dead or --since".to_owned(),
+                    ));
                 }
             };
             let count = journal.replay(selector).context("queueing events again")?;
             println!("{count} event(s) queued for delivery");
             Ok(())
         }
-        EventsCommand::Purge { older_than, journal } => {
+        EventsCommand::Purge {
+            older_than,
+            journal,
+        } => {
             let journal = open(&journal)?;
-            let count = journal.purge_older_than(older_than).context("purging events")?;
+            let count = journal
+                .purge_older_than(older_than)
+                .context("purging events")?;
             println!("{count} event(s) purged");
             Ok(())
         }
@@ -98,7 +108,9 @@ fn open(args: &JournalArgs) -> Result<Journal, Failure> {
             path.display()
         )));
     }
-    Journal::open(&path).with_context(|| format!("opening {}", path.display())).map_err(Failure::from)
+    Journal::open(&path)
+        .with_context(|| format!("opening {}", path.display()))
+        .map_err(Failure::from)
 }
 
 fn status(arg: StatusArg) -> DeliveryStatus {
@@ -156,10 +168,20 @@ mod tests {
 
     #[test]
     fn one_line_keeps_strings_and_drops_layout() {
-        let check = |input: &str, expected: &str| assert_eq!(one_line(input), expected, "{input:?}");
-        check("{\n  \"a\": [1, 2],\r\n\t\"b\": \"x  y\"\n}", r#"{"a":[1,2],"b":"x  y"}"#);
-        check(r#"{"q":"say \"hi there\" \\","n":null}"#, r#"{"q":"say \"hi there\" \\","n":null}"#);
-        check(r#"{"s":"tab\tand\nnewline escapes"}"#, r#"{"s":"tab\tand\nnewline escapes"}"#);
+        let check =
+            |input: &str, expected: &str| assert_eq!(one_line(input), expected, "{input:?}");
+        check(
+            "{\n  \"a\": [1, 2],\r\n\t\"b\": \"x  y\"\n}",
+            r#"{"a":[1,2],"b":"x  y"}"#,
+        );
+        check(
+            r#"{"q":"say \"hi there\" \\","n":null}"#,
+            r#"{"q":"say \"hi there\" \\","n":null}"#,
+        );
+        check(
+            r#"{"s":"tab\tand\nnewline escapes"}"#,
+            r#"{"s":"tab\tand\nnewline escapes"}"#,
+        );
         let pretty = "{\n \"payload\": {\n  \"k\": \"v v\"\n }\n}";
         let parsed: serde_json::Value = serde_json::from_str(&one_line(pretty)).unwrap();
         assert_eq!(parsed["payload"]["k"], "v v");

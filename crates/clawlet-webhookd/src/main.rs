@@ -11,7 +11,11 @@
 //! clawlet-webhookd events list --since 1h --json         # what the journal holds
 //! clawlet-webhookd send github --url http://127.0.0.1:8080/webhook/github --secret "$S"
 //! ```
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the CLI's output is its interface")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the CLI's output is its interface"
+)]
 
 mod cli;
 mod events;
@@ -55,7 +59,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if err.use_stderr() { EXIT_CONFIG } else { 0 });
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("clawlet-webhookd: cannot start the async runtime: {err}");
@@ -83,7 +90,11 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Some(Command::Config(ConfigCommand::Check(args))) => {
             let (text, code) = clawlet_config::check(&wiring::load_options(&args, None, None));
             print!("{text}");
-            if code == 0 { Ok(()) } else { Err(Failure::Config(String::new())) }
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(Failure::Config(String::new()))
+            }
         }
         Some(Command::Events(command)) => events::run(command),
         Some(Command::Send(args)) => Ok(send::run(&args).await?),

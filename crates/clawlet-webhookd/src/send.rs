@@ -18,8 +18,14 @@ pub(crate) struct Delivery {
 
 /// Builds the signed delivery for `args` at time `now` (unix seconds).
 pub(crate) fn build(args: &SendArgs, now: i64) -> Result<Delivery> {
-    let event = args.event.clone().unwrap_or_else(|| default_event(args.provider).to_owned());
-    let delivery_id = args.delivery_id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let event = args
+        .event
+        .clone()
+        .unwrap_or_else(|| default_event(args.provider).to_owned());
+    let delivery_id = args
+        .delivery_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let body = match &args.payload {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => sample(args.provider, &event, &delivery_id, now)?,
@@ -28,16 +34,31 @@ pub(crate) fn build(args: &SendArgs, now: i64) -> Result<Delivery> {
     let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
     match args.provider {
         Provider::Github => headers.extend([
-            ("User-Agent".to_owned(), "GitHub-Hookshot/clawlet-send".to_owned()),
+            (
+                "User-Agent".to_owned(),
+                "GitHub-Hookshot/clawlet-send".to_owned(),
+            ),
             ("X-GitHub-Event".to_owned(), event),
             ("X-GitHub-Delivery".to_owned(), delivery_id),
             ("X-GitHub-Hook-ID".to_owned(), "1".to_owned()),
-            ("X-Hub-Signature".to_owned(), github::sign_sha1(secret, &body)),
-            ("X-Hub-Signature-256".to_owned(), github::sign(secret, &body)),
+            (
+                "X-Hub-Signature".to_owned(),
+                github::sign_sha1(secret, &body),
+            ),
+            (
+                "X-Hub-Signature-256".to_owned(),
+                github::sign(secret, &body),
+            ),
         ]),
         Provider::Stripe => headers.extend([
-            ("User-Agent".to_owned(), "Stripe/1.0 (+https://stripe.com/docs/webhooks)".to_owned()),
-            ("Stripe-Signature".to_owned(), stripe::sign(secret, now, &body)),
+            (
+                "User-Agent".to_owned(),
+                "Stripe/1.0 (+https://stripe.com/docs/webhooks)".to_owned(),
+            ),
+            (
+                "Stripe-Signature".to_owned(),
+                stripe::sign(secret, now, &body),
+            ),
         ]),
         Provider::Standard => {
             let key = standard::Key::from_secret(&args.secret)
@@ -53,7 +74,10 @@ pub(crate) fn build(args: &SendArgs, now: i64) -> Result<Delivery> {
         Provider::Custom => headers.extend([
             ("X-Event-Type".to_owned(), event),
             ("X-Delivery-Id".to_owned(), delivery_id),
-            ("X-Signature".to_owned(), custom::Scheme::default().sign(secret, &body)),
+            (
+                "X-Signature".to_owned(),
+                custom::Scheme::default().sign(secret, &body),
+            ),
         ]),
     }
     Ok(Delivery { headers, body })
@@ -61,7 +85,9 @@ pub(crate) fn build(args: &SendArgs, now: i64) -> Result<Delivery> {
 
 /// Sends the delivery, prints the response, and fails unless the receiver answered 2xx.
 pub(crate) async fn run(args: &SendArgs) -> Result<()> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let delivery = build(args, i64::try_from(now).unwrap_or(i64::MAX))?;
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
@@ -71,10 +97,17 @@ pub(crate) async fn run(args: &SendArgs) -> Result<()> {
     for (name, value) in &delivery.headers {
         request = request.header(name, value);
     }
-    let response = request.send().await.with_context(|| format!("POST {}", args.url))?;
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("POST {}", args.url))?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    println!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    println!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
     if !text.is_empty() {
         println!("{text}");
     }
@@ -122,15 +155,19 @@ fn github_sample(event: &str) -> Value {
     let issue = json!({ "number": 7, "title": "Webhook retries pile up", "state": "open",
         "html_url": format!("https://github.com/{REPO}/issues/7"), "user": sender });
     match event {
-        "push" => json!({ "ref": "refs/heads/main", "before": "0".repeat(40), "after": "a".repeat(40),
+        "push" => {
+            json!({ "ref": "refs/heads/main", "before": "0".repeat(40), "after": "a".repeat(40),
             "commits": [
                 { "id": "a".repeat(40), "message": "Add health check", "author": { "name": "Octo Cat" } },
                 { "id": "b".repeat(40), "message": "Document it", "author": { "name": "Octo Cat" } }
             ],
-            "pusher": { "name": "octocat" }, "repository": repository, "sender": sender }),
+            "pusher": { "name": "octocat" }, "repository": repository, "sender": sender })
+        }
         "pull_request" => json!({ "action": "opened", "number": 42, "pull_request": pull_request,
             "repository": repository, "sender": sender }),
-        "issues" => json!({ "action": "opened", "issue": issue, "repository": repository, "sender": sender }),
+        "issues" => {
+            json!({ "action": "opened", "issue": issue, "repository": repository, "sender": sender })
+        }
         "issue_comment" => json!({ "action": "created", "issue": issue,
             "comment": { "id": 1, "body": "Seen it too.", "user": sender },
             "repository": repository, "sender": sender }),
@@ -144,7 +181,9 @@ fn github_sample(event: &str) -> Value {
         "ping" => json!({ "zen": "Keep it logically awesome.", "hook_id": 1,
             "hook": { "type": "Repository", "id": 1, "events": ["*"] },
             "repository": repository, "sender": sender }),
-        other => json!({ "action": "created", "repository": repository, "sender": sender, "event": other }),
+        other => {
+            json!({ "action": "created", "repository": repository, "sender": sender, "event": other })
+        }
     }
 }
 
@@ -198,10 +237,24 @@ mod tests {
     fn each_provider_signs_what_its_verifier_accepts() {
         let now = 1_700_000_000;
         let d = build(&args(Provider::Github, "s3cret"), now).unwrap();
-        github::verify(&[b"s3cret"], header(&d, "x-hub-signature-256"), None, &d.body, false).unwrap();
+        github::verify(
+            &[b"s3cret"],
+            header(&d, "x-hub-signature-256"),
+            None,
+            &d.body,
+            false,
+        )
+        .unwrap();
 
         let d = build(&args(Provider::Stripe, "whsec_abc"), now).unwrap();
-        stripe::verify(&[b"whsec_abc"], header(&d, "stripe-signature"), &d.body, now, 300).unwrap();
+        stripe::verify(
+            &[b"whsec_abc"],
+            header(&d, "stripe-signature"),
+            &d.body,
+            now,
+            300,
+        )
+        .unwrap();
 
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let d = build(&args(Provider::Standard, secret), now).unwrap();
@@ -218,19 +271,40 @@ mod tests {
         .unwrap();
 
         let d = build(&args(Provider::Custom, "s3cret"), now).unwrap();
-        custom::Scheme::default().verify(&[b"s3cret"], header(&d, "x-signature"), &d.body).unwrap();
+        custom::Scheme::default()
+            .verify(&[b"s3cret"], header(&d, "x-signature"), &d.body)
+            .unwrap();
     }
 
     #[test]
     fn a_wrong_secret_does_not_verify() {
         let d = build(&args(Provider::Github, "s3cret"), 0).unwrap();
-        assert!(github::verify(&[b"other"], header(&d, "x-hub-signature-256"), None, &d.body, false).is_err());
+        assert!(
+            github::verify(
+                &[b"other"],
+                header(&d, "x-hub-signature-256"),
+                None,
+                &d.body,
+                false
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn samples_exist_for_every_event_the_spec_lists() {
-        for event in ["push", "pull_request", "issues", "issue_comment", "release", "fork", "star", "ping"] {
-            let body: Value = serde_json::from_slice(&sample(Provider::Github, event, "d", 0).unwrap()).unwrap();
+        for event in [
+            "push",
+            "pull_request",
+            "issues",
+            "issue_comment",
+            "release",
+            "fork",
+            "star",
+            "ping",
+        ] {
+            let body: Value =
+                serde_json::from_slice(&sample(Provider::Github, event, "d", 0).unwrap()).unwrap();
             assert!(body.get("repository").is_some(), "{event}");
         }
         for event in [
@@ -242,7 +316,8 @@ mod tests {
             "customer.created",
             "customer.updated",
         ] {
-            let body: Value = serde_json::from_slice(&sample(Provider::Stripe, event, "d", 0).unwrap()).unwrap();
+            let body: Value =
+                serde_json::from_slice(&sample(Provider::Stripe, event, "d", 0).unwrap()).unwrap();
             assert_eq!(body["type"], event);
             assert!(body["data"]["object"]["id"].is_string(), "{event}");
         }

@@ -23,7 +23,8 @@ const RELOAD_DEBOUNCE: Duration = Duration::from_millis(250);
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let opts = wiring::load_options(&args.config, args.host.clone(), args.webhook_port);
-    let loaded = clawlet_config::load(&opts).map_err(|errors| Failure::Config(errors.to_string()))?;
+    let loaded =
+        clawlet_config::load(&opts).map_err(|errors| Failure::Config(errors.to_string()))?;
     let _telemetry = telemetry::init(&wiring::telemetry(&loaded.config))
         .map_err(|err| Failure::Config(format!("{err:#}")))?;
     for warning in &loaded.warnings {
@@ -43,7 +44,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         .transpose()
         .map_err(|err| Failure::Config(format!("webhooks.ssl: {err}")))?;
 
-    let bus = Bus::open(wiring::bus_options(w)).await.context("opening the event queue")?;
+    let bus = Bus::open(wiring::bus_options(w))
+        .await
+        .context("opening the event queue")?;
     if bus.is_durable() {
         info!(backend = bus.backend_name(), "event queue open");
     } else {
@@ -54,30 +57,52 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     let app = App::new(runtime, bus.clone(), clock()).context("building the HTTP application")?;
     let shutdown = CancellationToken::new();
-    let observer = Arc::new(Observer { metrics: app.metrics() });
-    let dispatcher = Dispatcher::start(bus.clone(), wiring::agents(w), wiring::routes(w), observer, shutdown.clone())
-        .context("starting delivery to agents")?;
+    let observer = Arc::new(Observer {
+        metrics: app.metrics(),
+    });
+    let dispatcher = Dispatcher::start(
+        bus.clone(),
+        wiring::agents(w),
+        wiring::routes(w),
+        observer,
+        shutdown.clone(),
+    )
+    .context("starting delivery to agents")?;
 
     let listener = tokio::net::TcpListener::bind((w.host.as_str(), w.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", w.host, w.port))?;
-    let addr = listener.local_addr().context("reading the listening address")?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!("listening on {scheme}://{addr}");
     announce(w);
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
     spawn_signals(shutdown.clone(), reload_tx.clone()).context("installing signal handlers")?;
-    let _watcher = loaded.source.as_deref().and_then(|path| match watch(path, reload_tx) {
-        Ok(watcher) => Some(watcher),
-        Err(err) => {
-            warn!("not watching {} for changes ({err:#}); reload with SIGHUP", path.display());
-            None
-        }
-    });
+    let _watcher = loaded
+        .source
+        .as_deref()
+        .and_then(|path| match watch(path, reload_tx) {
+            Ok(watcher) => Some(watcher),
+            Err(err) => {
+                warn!(
+                    "not watching {} for changes ({err:#}); reload with SIGHUP",
+                    path.display()
+                );
+                None
+            }
+        });
     let limits = wiring::server_limits(w);
     let dispatcher = Arc::new(dispatcher);
-    let live = Live { opts, current: loaded, app: app.clone(), dispatcher: Arc::clone(&dispatcher), tls: tls.clone() };
+    let live = Live {
+        opts,
+        current: loaded,
+        app: app.clone(),
+        dispatcher: Arc::clone(&dispatcher),
+        tls: tls.clone(),
+    };
     let reloads = tokio::spawn(live.run(reload_rx, shutdown.clone()));
     tokio::spawn(housekeeping(app.clone(), bus, shutdown.clone()));
 
@@ -107,7 +132,11 @@ fn announce(w: &Webhooks) {
             info!(handler = %h.name, "handler disabled");
             continue;
         }
-        let events = if h.events.is_empty() { "all".to_owned() } else { h.events.join(",") };
+        let events = if h.events.is_empty() {
+            "all".to_owned()
+        } else {
+            h.events.join(",")
+        };
         info!(
             handler = %h.name,
             path = %h.path,
@@ -185,13 +214,22 @@ enum Reason {
 /// files, such as the journal.
 fn watch(path: &Path, reload: mpsc::Sender<Reason>) -> Result<notify::RecommendedWatcher> {
     use notify::{RecursiveMode, Watcher};
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let name = path.file_name().map(std::ffi::OsStr::to_os_string).context("the configuration path names no file")?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let name = path
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .context("the configuration path names no file")?;
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
-        let relevant = event.paths.iter().filter_map(|p| p.file_name()).any(|file| {
-            file == name.as_os_str() || file.to_string_lossy().starts_with("..data")
-        });
+        let relevant = event
+            .paths
+            .iter()
+            .filter_map(|p| p.file_name())
+            .any(|file| file == name.as_os_str() || file.to_string_lossy().starts_with("..data"));
         if relevant && !event.kind.is_access() {
             let _ = reload.try_send(Reason::FileChanged);
         }
@@ -223,46 +261,52 @@ impl Live {
             match self.reload(reason) {
                 Ok(Some(next)) => self.current = next,
                 Ok(None) => {}
-                Err(err) => error!("configuration reload refused, the running configuration stays: {err:#}"),
+                Err(err) => {
+                    error!("configuration reload refused, the running configuration stays: {err:#}")
+                }
             }
         }
     }
 
-/// Loads and applies a new configuration; `Ok(None)` when the file did not change.
+    /// Loads and applies a new configuration; `Ok(None)` when the file did not change.
     fn reload(&self, reason: Reason) -> Result<Option<Loaded>> {
-    let (opts, current, app, dispatcher) = (&self.opts, &self.current, &self.app, &self.dispatcher);
-    if let Some(tls) = &self.tls {
-        if matches!(reason, Reason::Signal) {
+        let (opts, current, app, dispatcher) =
+            (&self.opts, &self.current, &self.app, &self.dispatcher);
+        if let Some(tls) = &self.tls
+            && matches!(reason, Reason::Signal)
+        {
             tls.reload().context("reloading the TLS certificate")?;
             info!("TLS certificate reloaded");
         }
-    }
-    let next = clawlet_config::load(opts).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    if next.config == current.config {
-        return Ok(None);
-    }
-    let (old, new) = (&current.config.webhooks, &next.config.webhooks);
-    if (old.host.as_str(), old.port) != (new.host.as_str(), new.port)
-        || old.queue != new.queue
-        || old.ssl != new.ssl
-        || old.limits != new.limits
-        || old.telemetry != new.telemetry
-        || old.logging.level != new.logging.level
-        || old.logging.format != new.logging.format
-    {
-        warn!("host, port, queue, ssl, limits, telemetry and log level/format changes take effect at the next restart");
-    }
-    let runtime = wiring::runtime(new)?;
-    app.reload(runtime).context("applying handlers, allowlists and rate limits")?;
-    dispatcher
-        .reload(wiring::agents(new), wiring::routes(new))
-        .context("applying agents and routes")?;
-    for warning in &next.warnings {
-        warn!("{warning}");
-    }
-    announce(new);
-    info!(?reason, "configuration reloaded");
-    Ok(Some(next))
+        let next = clawlet_config::load(opts).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+        if next.config == current.config {
+            return Ok(None);
+        }
+        let (old, new) = (&current.config.webhooks, &next.config.webhooks);
+        if (old.host.as_str(), old.port) != (new.host.as_str(), new.port)
+            || old.queue != new.queue
+            || old.ssl != new.ssl
+            || old.limits != new.limits
+            || old.telemetry != new.telemetry
+            || old.logging.level != new.logging.level
+            || old.logging.format != new.logging.format
+        {
+            warn!(
+                "host, port, queue, ssl, limits, telemetry and log level/format changes take effect at the next restart"
+            );
+        }
+        let runtime = wiring::runtime(new)?;
+        app.reload(runtime)
+            .context("applying handlers, allowlists and rate limits")?;
+        dispatcher
+            .reload(wiring::agents(new), wiring::routes(new))
+            .context("applying agents and routes")?;
+        for warning in &next.warnings {
+            warn!("{warning}");
+        }
+        announce(new);
+        info!(?reason, "configuration reloaded");
+        Ok(Some(next))
     }
 }
 

@@ -18,8 +18,17 @@ use crate::cli::ConfigArgs;
 use crate::telemetry::TelemetrySpec;
 
 /// The loading options for a command: its `--config`, the serve flags, the process environment.
-pub(crate) fn load_options(args: &ConfigArgs, host: Option<String>, port: Option<u16>) -> LoadOptions {
-    LoadOptions { path: args.config.clone(), host, port, env: Env::process() }
+pub(crate) fn load_options(
+    args: &ConfigArgs,
+    host: Option<String>,
+    port: Option<u16>,
+) -> LoadOptions {
+    LoadOptions {
+        path: args.config.clone(),
+        host,
+        port,
+        env: Env::process(),
+    }
 }
 
 pub(crate) fn telemetry(config: &Config) -> TelemetrySpec {
@@ -34,7 +43,9 @@ pub(crate) fn telemetry(config: &Config) -> TelemetrySpec {
 
 pub(crate) fn bus_options(w: &Webhooks) -> BusOptions {
     let backend = match w.queue.backend {
-        clawlet_config::QueueBackend::Sqlite => Backend::Sqlite { path: w.queue.path.clone() },
+        clawlet_config::QueueBackend::Sqlite => Backend::Sqlite {
+            path: w.queue.path.clone(),
+        },
         clawlet_config::QueueBackend::Memory => Backend::Memory,
         clawlet_config::QueueBackend::Nats => Backend::Nats {
             url: w.queue.nats.url.clone(),
@@ -60,7 +71,10 @@ pub(crate) fn server_limits(w: &Webhooks) -> ServerLimits {
 
 pub(crate) fn tls(w: &Webhooks) -> Option<TlsSpec> {
     match (&w.ssl.cert, &w.ssl.key) {
-        (Some(cert), Some(key)) if w.ssl.enabled => Some(TlsSpec { cert: cert.clone(), key: key.clone() }),
+        (Some(cert), Some(key)) if w.ssl.enabled => Some(TlsSpec {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
         _ => None,
     }
 }
@@ -104,15 +118,24 @@ pub(crate) fn source(kind: HandlerKind) -> Source {
 }
 
 fn handler(h: &Handler) -> Result<HandlerSpec> {
-    let secrets = || h.secrets.iter().map(|s| s.expose().as_bytes().to_vec()).collect::<Vec<_>>();
+    let secrets = || {
+        h.secrets
+            .iter()
+            .map(|s| s.expose().as_bytes().to_vec())
+            .collect::<Vec<_>>()
+    };
     let verifier = if !h.verify {
         Verifier::Unverified
     } else {
         match h.kind {
-            HandlerKind::Github => {
-                Verifier::Github { secrets: secrets(), allow_legacy_sha1: h.allow_legacy_sha1 }
-            }
-            HandlerKind::Stripe => Verifier::Stripe { secrets: secrets(), tolerance_secs: h.tolerance_seconds },
+            HandlerKind::Github => Verifier::Github {
+                secrets: secrets(),
+                allow_legacy_sha1: h.allow_legacy_sha1,
+            },
+            HandlerKind::Stripe => Verifier::Stripe {
+                secrets: secrets(),
+                tolerance_secs: h.tolerance_seconds,
+            },
             HandlerKind::Standard => {
                 let keys = h
                     .secrets
@@ -125,12 +148,22 @@ fn handler(h: &Handler) -> Result<HandlerSpec> {
                             h.name
                         )
                     })?;
-                Verifier::Standard { keys, tolerance_secs: h.tolerance_seconds }
+                Verifier::Standard {
+                    keys,
+                    tolerance_secs: h.tolerance_seconds,
+                }
             }
             HandlerKind::Custom => Verifier::Custom {
-                header: h.signature_header.to_ascii_lowercase().parse().with_context(|| {
-                    format!("webhooks.handlers.{}.signature_header: not a header name", h.name)
-                })?,
+                header: h
+                    .signature_header
+                    .to_ascii_lowercase()
+                    .parse()
+                    .with_context(|| {
+                        format!(
+                            "webhooks.handlers.{}.signature_header: not a header name",
+                            h.name
+                        )
+                    })?,
                 scheme: custom::Scheme {
                     algorithm: match h.algorithm {
                         Algorithm::Sha1 => custom::Algorithm::Sha1,
@@ -173,11 +206,20 @@ pub(crate) fn agents(w: &Webhooks) -> Vec<AgentSpec> {
 
 fn agent(a: &Agent) -> AgentSpec {
     let kind = match &a.kind {
-        clawlet_config::AgentKind::Exec { command } => AgentKind::Exec { command: command.clone() },
-        clawlet_config::AgentKind::Http { url, secret, headers } => AgentKind::Http {
+        clawlet_config::AgentKind::Exec { command } => AgentKind::Exec {
+            command: command.clone(),
+        },
+        clawlet_config::AgentKind::Http {
+            url,
+            secret,
+            headers,
+        } => AgentKind::Http {
             url: url.clone(),
             secret: secret.as_ref().map(|s| s.expose().to_owned()),
-            headers: headers.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                .collect(),
         },
         clawlet_config::AgentKind::Log => AgentKind::Log,
     };
@@ -193,6 +235,88 @@ fn agent(a: &Agent) -> AgentSpec {
 pub(crate) fn routes(w: &Webhooks) -> Vec<RouteSpec> {
     w.routes
         .iter()
-        .map(|r| RouteSpec { handlers: r.handlers.clone(), events: r.events.clone(), agent: r.agent.clone() })
+        .map(|r| RouteSpec {
+            handlers: r.handlers.clone(),
+            events: r.events.clone(),
+            agent: r.agent.clone(),
+        })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clawlet_config::{Env, LoadOptions, load};
+
+    use super::*;
+
+    fn load_file(relative: &str, env: Env) -> Config {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(relative);
+        let opts = LoadOptions {
+            path: Some(path),
+            env: env.with("HOME", "/nonexistent"),
+            ..LoadOptions::default()
+        };
+        load(&opts)
+            .unwrap_or_else(|err| panic!("{relative}: {err}"))
+            .config
+    }
+
+    #[test]
+    fn the_example_configuration_wires_into_every_crate() {
+        let config = load_file("config/example.yaml", Env::empty());
+        let w = &config.webhooks;
+        let runtime = runtime(w).unwrap();
+        let names: Vec<&str> = runtime.handlers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["custom", "github", "my_service", "stripe"]);
+        assert!(runtime.handlers.iter().all(|h| h.verifier.is_verified()));
+        let my_service = runtime
+            .handlers
+            .iter()
+            .find(|h| h.name == "my_service")
+            .unwrap();
+        assert_eq!(my_service.source, Source::Standard);
+        assert!(matches!(bus_options(w).backend, Backend::Sqlite { .. }));
+        let agent_names: Vec<String> = agents(w).into_iter().map(|a| a.name).collect();
+        assert_eq!(agent_names, ["inbox", "log", "notify"]);
+        assert_eq!(routes(w).len(), 3);
+        assert!(tls(w).is_none());
+        assert_eq!(server_limits(w).max_connections, 10_000);
+    }
+
+    #[test]
+    fn the_jetstream_deployment_example_wires_into_the_nats_backend() {
+        let env = Env::empty()
+            .with("GITHUB_WEBHOOK_SECRET", "gh")
+            .with("STRIPE_WEBHOOK_SECRET", "whsec_x")
+            .with("AGENT_SECRET", "whsec_YWdlbnQ=");
+        let config = load_file("deploy/jetstream-two-daemons.yaml", env);
+        let Backend::Nats { url, stream, .. } = bus_options(&config.webhooks).backend else {
+            panic!("expected the nats backend");
+        };
+        assert_eq!(
+            (url.as_str(), stream.as_str()),
+            ("nats://127.0.0.1:4222", "CLAWLET_WEBHOOKS")
+        );
+        assert_eq!(runtime(&config.webhooks).unwrap().handlers.len(), 2);
+    }
+
+    #[test]
+    fn a_standard_handler_with_a_key_that_is_not_base64_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "webhooks:\n  handlers:\n    svix:\n      kind: standard\n      secret: \"whsec_***\"\n").unwrap();
+        let opts = LoadOptions {
+            path: Some(path),
+            env: Env::empty().with("HOME", "/nonexistent"),
+            ..LoadOptions::default()
+        };
+        let config = load(&opts).unwrap().config;
+        let err = runtime(&config.webhooks).unwrap_err().to_string();
+        assert!(err.starts_with("webhooks.handlers.svix.secret:"), "{err}");
+        assert!(!err.contains("***"), "the secret must not be echoed: {err}");
+    }
 }
