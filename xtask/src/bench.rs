@@ -1,0 +1,1020 @@
+//! `cargo xtask bench`: the load run against the release binary, side by side with the incumbent.
+//!
+//! Builds `clawlet-webhookd` and `clawlet-loadgen` in release mode, starts the daemon on a free
+//! loopback port with a generated configuration, waits for `GET /health`, drives it with
+//! `clawlet-loadgen` for a bounded time, stops it, and prints a markdown table for BENCHMARKS.md.
+//! When the Go `webhook` server (Debian package `webhook`) is installed it runs in the same
+//! session with an equivalent hook, in alternating rounds, and the table ends with the ratios.
+//! Networking lives in `clawlet-loadgen`; this file only writes files and starts processes.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use crate::{capture, cargo, exec, workspace_root};
+
+const USAGE: &str = "\
+usage: cargo xtask bench [OPTIONS]
+
+Builds the release binaries, then load-tests clawlet-webhookd on 127.0.0.1 and, when
+/usr/bin/webhook is installed, the Go webhook server with an equivalent hook.
+
+options:
+  --scenario NAME    compare (default): memory, sqlite and wrong-signature runs, alternating
+                       with webhook rounds, and the ratios of requests/s
+                     sizes: 1 KB, 64 KB, 1 MB and 25 MB bodies; cost per KB and peak RSS
+                     overload: 4x the connections, a small queue and a slow agent; expect
+                       fast 503 with Retry-After and bounded memory
+                     slow-agent: latency with an agent that sleeps 1 s, against none
+                     all: every scenario above
+  --duration SECS    length of each run (default 10)
+  --connections N    concurrent keep-alive connections (default 64)
+  --rounds N         compare: how many times to alternate the runs (default 1)
+  --no-build         use the release binaries already built";
+
+/// The shared secret both servers verify with; a benchmark secret, not a real one.
+const SECRET: &str = "clawlet-bench-secret";
+/// How long a server may take to answer its first health check.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Entry point for `cargo xtask bench`.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let Some(options) = Options::parse(args)? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    let root = workspace_root();
+    if options.build {
+        exec(
+            cargo()
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "clawlet-webhookd",
+                    "-p",
+                    "clawlet-bench",
+                ])
+                .current_dir(&root),
+        )?;
+    }
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let release = target_dir.join("release");
+    let work = WorkDir::create()?;
+    let bench = Bench {
+        daemon: release.join("clawlet-webhookd"),
+        loadgen: release.join("clawlet-loadgen"),
+        webhook: find_webhook(),
+        push_body: root.join("testdata/payloads/github_push.json"),
+        work: work.path.clone(),
+        options,
+    };
+    for binary in [&bench.daemon, &bench.loadgen] {
+        if !binary.exists() {
+            bail!("{} is missing: run without --no-build", binary.display());
+        }
+    }
+
+    // The markdown goes to stdout section by section, so that a failure keeps what was measured;
+    // progress goes to stderr.
+    let mut header = String::new();
+    write_header(&mut header, &bench, args)?;
+    println!("{header}");
+    for scenario in &bench.options.scenarios {
+        let section = match scenario {
+            Scenario::Compare => compare(&bench)?,
+            Scenario::Sizes => sizes(&bench)?,
+            Scenario::Overload => overload(&bench)?,
+            Scenario::SlowAgent => slow_agent(&bench)?,
+        };
+        println!("{section}");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Compare,
+    Sizes,
+    Overload,
+    SlowAgent,
+}
+
+#[derive(Debug)]
+struct Options {
+    scenarios: Vec<Scenario>,
+    duration: u64,
+    connections: u32,
+    rounds: u32,
+    build: bool,
+}
+
+impl Options {
+    /// `None` when help was asked for.
+    fn parse(args: &[String]) -> Result<Option<Self>> {
+        let mut options = Self {
+            scenarios: vec![Scenario::Compare],
+            duration: 10,
+            connections: 64,
+            rounds: 1,
+            build: true,
+        };
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let mut value = || {
+                args.next()
+                    .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
+            };
+            match flag.as_str() {
+                "-h" | "--help" => return Ok(None),
+                "--no-build" => options.build = false,
+                "--scenario" => {
+                    options.scenarios = match value()?.as_str() {
+                        "compare" => vec![Scenario::Compare],
+                        "sizes" => vec![Scenario::Sizes],
+                        "overload" => vec![Scenario::Overload],
+                        "slow-agent" => vec![Scenario::SlowAgent],
+                        "all" => vec![
+                            Scenario::Compare,
+                            Scenario::SlowAgent,
+                            Scenario::Overload,
+                            Scenario::Sizes,
+                        ],
+                        other => bail!("unknown scenario {other:?}\n\n{USAGE}"),
+                    }
+                }
+                "--duration" => options.duration = parse_positive(flag, value()?)?,
+                "--connections" => options.connections = parse_positive(flag, value()?)?,
+                "--rounds" => options.rounds = parse_positive(flag, value()?)?,
+                other => bail!("unknown option {other:?}\n\n{USAGE}"),
+            }
+        }
+        if options.duration > 300 {
+            bail!("--duration is capped at 300 seconds per run");
+        }
+        Ok(Some(options))
+    }
+}
+
+fn parse_positive<T: std::str::FromStr + Default + PartialEq>(flag: &str, text: &str) -> Result<T> {
+    match text.parse::<T>() {
+        Ok(n) if n != T::default() => Ok(n),
+        _ => bail!("{flag} takes a positive whole number, not {text:?}"),
+    }
+}
+
+/// Paths and options shared by every run.
+#[derive(Debug)]
+struct Bench {
+    daemon: PathBuf,
+    loadgen: PathBuf,
+    webhook: Option<PathBuf>,
+    push_body: PathBuf,
+    work: PathBuf,
+    options: Options,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+fn compare(bench: &Bench) -> Result<String> {
+    let conns = bench.options.connections;
+    let push = bench.push_body.clone();
+    let mut rows = Vec::new();
+    for round in 1..=bench.options.rounds {
+        let mut runs = vec![(
+            Server::ours(Backend::Memory),
+            Load::signed(conns, &push),
+            "memory",
+        )];
+        if bench.webhook.is_some() {
+            runs.push((
+                Server::Webhook,
+                Load::signed(conns, &push),
+                "hook, no command",
+            ));
+        }
+        runs.push((
+            Server::ours(Backend::Sqlite),
+            Load::signed(conns, &push),
+            "sqlite",
+        ));
+        if bench.webhook.is_some() {
+            runs.push((
+                Server::Webhook,
+                Load::signed(conns, &push),
+                "hook, no command",
+            ));
+        }
+        runs.push((
+            Server::ours(Backend::Memory),
+            Load::signed(conns, &push).bad_signature(),
+            "wrong signature",
+        ));
+        if bench.webhook.is_some() {
+            runs.push((
+                Server::Webhook,
+                Load::signed(conns, &push).bad_signature(),
+                "wrong signature",
+            ));
+        }
+        for (server, load, case) in runs {
+            rows.push(Row {
+                round,
+                ..measure(bench, &server, &load, case)?
+            });
+        }
+    }
+    let mut out = String::from("### Throughput: signed 7.3 KB push deliveries\n\n");
+    table(&mut out, &rows);
+    ratios(&mut out, &rows);
+    Ok(out)
+}
+
+fn sizes(bench: &Bench) -> Result<String> {
+    const KIB: usize = 1024;
+    // Fewer connections for bigger bodies, so that peak RSS says what one delivery costs.
+    let cases: [(usize, u32, u64); 4] = [
+        (KIB, 64, 1_000_000),
+        (64 * KIB, 16, 100_000),
+        (KIB * KIB, 4, 2_000),
+        (25 * KIB * KIB, 1, 40),
+    ];
+    let mut rows = Vec::new();
+    for (size, conns, max_requests) in cases {
+        let path = bench.work.join(format!("push-{size}.json"));
+        fs::write(&path, push_payload(size))
+            .with_context(|| format!("writing {}", path.display()))?;
+        let mut load = Load::signed(conns.min(bench.options.connections), &path);
+        load.max_requests = Some(max_requests);
+        for server in bench.servers(Backend::Sqlite) {
+            rows.push(measure(bench, &server, &load, &human_size(size))?);
+        }
+        fs::remove_file(&path).ok();
+    }
+    let mut out = String::from("### Body sizes (sqlite backend for clawlet)\n\n");
+    out.push_str("| server | body | conns | req/s | MB/s | p99 ms | server CPU µs/req | µs per KB | peak RSS MiB | RSS / body | answers |\n");
+    out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
+    for row in &rows {
+        let m = &row.measured;
+        let kib = row.body as f64 / 1024.0;
+        let peak_mib = m.peak_rss_kib.map(|k| k as f64 / 1024.0);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} | {:.1} | {:.2} | {} | {} | {} | {} | {} |",
+            row.server,
+            row.case,
+            row.conns,
+            m.rps,
+            m.rps * row.body as f64 / 1e6,
+            f64::from(m.p99_us) / 1000.0,
+            opt(m.cpu_us_per_request, 0),
+            opt(m.cpu_us_per_request.map(|us| us / kib), 2),
+            opt(peak_mib, 1),
+            // The ratio says something only once the body outweighs the process itself.
+            opt(
+                m.peak_rss_kib
+                    .filter(|_| row.body >= 1024 * 1024)
+                    .map(|k| k as f64 * 1024.0 / row.body as f64),
+                1
+            ),
+            m.answers(),
+        );
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+fn overload(bench: &Bench) -> Result<String> {
+    let conns = bench.options.connections * 4;
+    let push = bench.push_body.clone();
+    let mut rows = Vec::new();
+    let small_queue = Server::Ours(OursConfig {
+        backend: Backend::Sqlite,
+        max_pending: Some(64),
+        agent_sleep: Some(2),
+    });
+    for (server, case) in [
+        (Server::ours(Backend::Sqlite), "sqlite, no limit reached"),
+        (small_queue, "sqlite, max_pending 64, agent sleeps 2 s"),
+    ] {
+        rows.push(measure(bench, &server, &Load::signed(conns, &push), case)?);
+    }
+    if bench.webhook.is_some() {
+        let load = Load::signed(conns, &push);
+        rows.push(measure(bench, &Server::Webhook, &load, "hook, no command")?);
+    }
+    let mut out = format!("### Overload: {conns} connections, a queue that fills\n\n");
+    table(&mut out, &rows);
+    Ok(out)
+}
+
+fn slow_agent(bench: &Bench) -> Result<String> {
+    let conns = bench.options.connections;
+    let push = bench.push_body.clone();
+    let mut rows = Vec::new();
+    let slow = Server::Ours(OursConfig {
+        backend: Backend::Sqlite,
+        // Far above what a run can queue, so that no answer is a 503.
+        max_pending: Some(10_000_000),
+        agent_sleep: Some(1),
+    });
+    for (server, case) in [
+        (Server::ours(Backend::Sqlite), "sqlite, no agent"),
+        (slow, "sqlite, agent sleeps 1 s"),
+    ] {
+        rows.push(measure(bench, &server, &Load::signed(conns, &push), case)?);
+    }
+    let mut out = String::from("### Slow agent: accepting must not wait for delivery\n\n");
+    table(&mut out, &rows);
+    Ok(out)
+}
+
+impl Bench {
+    /// Ours with this backend, then the incumbent when it is installed.
+    fn servers(&self, backend: Backend) -> Vec<Server> {
+        let mut servers = vec![Server::ours(backend)];
+        if self.webhook.is_some() {
+            servers.push(Server::Webhook);
+        }
+        servers
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Memory,
+    Sqlite,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OursConfig {
+    backend: Backend,
+    /// `webhooks.queue.max_pending`, when the run needs the queue to fill.
+    max_pending: Option<u32>,
+    /// An exec agent that sleeps this many seconds per event.
+    agent_sleep: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Server {
+    Ours(OursConfig),
+    /// The Go `webhook` server with a `payload-hmac-sha256` rule and no command.
+    Webhook,
+}
+
+impl Server {
+    fn ours(backend: Backend) -> Self {
+        Self::Ours(OursConfig {
+            backend,
+            max_pending: None,
+            agent_sleep: None,
+        })
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Self::Ours(_) => "clawlet-webhookd".to_owned(),
+            Self::Webhook => "webhook (Go)".to_owned(),
+        }
+    }
+}
+
+/// A server process that is stopped when this is dropped, whatever happened in between.
+struct Running {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Running {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, a bounded wait for a clean exit, then SIGKILL.
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let pid = self.child.id().to_string();
+        let terminated = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stderr(Stdio::null())
+            .status();
+        if terminated.is_ok_and(|s| s.success()) {
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while Instant::now() < deadline {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn start(bench: &Bench, server: &Server, run_id: usize) -> Result<Running> {
+    let port = free_port()?;
+    let log = bench.work.join(format!("server-{run_id}.log"));
+    let log_file = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let (mut command, url, ready_path) = match server {
+        Server::Ours(config) => {
+            let dir = bench.work.join(format!("ours-{run_id}"));
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join("config.yaml");
+            fs::write(&path, ours_config(config, port, &dir))
+                .with_context(|| format!("writing {}", path.display()))?;
+            let mut command = Command::new(&bench.daemon);
+            command
+                .arg("--config")
+                .arg(&path)
+                .env("RUST_LOG", "warn")
+                .current_dir(&dir);
+            (
+                command,
+                format!("http://127.0.0.1:{port}/webhook/github"),
+                "/health",
+            )
+        }
+        Server::Webhook => {
+            let path = bench.work.join(format!("hooks-{run_id}.json"));
+            fs::write(&path, webhook_hooks())
+                .with_context(|| format!("writing {}", path.display()))?;
+            let binary = bench
+                .webhook
+                .as_deref()
+                .context("webhook is not installed")?;
+            let mut command = Command::new(binary);
+            command
+                .arg("-hooks")
+                .arg(&path)
+                .args(["-ip", "127.0.0.1", "-port", &port.to_string()]);
+            (
+                command,
+                format!("http://127.0.0.1:{port}/hooks/github"),
+                "/",
+            )
+        }
+    };
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    let mut running = Running { child, url, log };
+    wait_ready(&mut running, port, ready_path)?;
+    Ok(running)
+}
+
+/// Polls `GET path` until it answers 200, failing early when the process exits.
+fn wait_ready(running: &mut Running, port: u16, path: &str) -> Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = running.child.try_wait() {
+            bail!(
+                "the server exited with {status} before it was ready; its log:\n{}",
+                tail(&running.log)
+            );
+        }
+        if http_get_status(port, path).is_ok_and(|status| status == 200) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "no 200 from GET {path} within {START_TIMEOUT:?}; the server's log:\n{}",
+                tail(&running.log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The status code of a plain `GET`, spoken by hand so that xtask needs no HTTP client.
+fn http_get_status(port: u16, path: &str) -> std::io::Result<u16> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    // "HTTP/1.1 200"
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other("not an HTTP status line"))
+}
+
+fn free_port() -> Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The daemon's configuration for one run (schema: config/example.yaml). Loopback only; rate
+/// limiting off, since it would measure the limiter rather than the receiver; request logging off,
+/// as the Go server logs nothing without -verbose; one GitHub handler for every event type.
+fn ours_config(config: &OursConfig, port: u16, dir: &Path) -> String {
+    let backend = match config.backend {
+        Backend::Memory => "memory",
+        Backend::Sqlite => "sqlite",
+    };
+    let journal = dir.join("journal.sqlite");
+    let mut yaml = format!(
+        "webhooks:
+  enabled: true
+  host: 127.0.0.1
+  port: {port}
+  rate_limit:
+    enabled: false
+  logging:
+    enabled: false
+    level: WARNING
+  handlers:
+    github:
+      enabled: true
+      secret: \"{SECRET}\"
+  queue:
+    backend: {backend}
+    path: \"{}\"
+",
+        journal.display()
+    );
+    if let Some(max_pending) = config.max_pending {
+        let _ = writeln!(yaml, "    max_pending: {max_pending}");
+    }
+    if let Some(seconds) = config.agent_sleep {
+        let _ = write!(
+            yaml,
+            "  agents:
+    slow:
+      kind: exec
+      command: [\"/bin/sleep\", \"{seconds}\"]
+      concurrency: 4
+  routes:
+    - agent: slow
+"
+        );
+    }
+    yaml
+}
+
+/// An equivalent hook for the Go server: the same HMAC-SHA-256 check on `X-Hub-Signature-256`, and
+/// no command (webhook 2.8 then answers 200 and only logs that "" is not an executable).
+fn webhook_hooks() -> String {
+    format!(
+        r#"[{{"id":"github","execute-command":"","response-message":"ok","trigger-rule":{{"match":{{"type":"payload-hmac-sha256","secret":"{SECRET}","parameter":{{"source":"header","name":"X-Hub-Signature-256"}}}}}}}}]"#
+    )
+}
+
+fn find_webhook() -> Option<PathBuf> {
+    let path = PathBuf::from("/usr/bin/webhook");
+    path.exists().then_some(path)
+}
+
+fn tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load and measurements
+
+#[derive(Debug, Clone)]
+struct Load {
+    connections: u32,
+    body: PathBuf,
+    bad_signature: bool,
+    max_requests: Option<u64>,
+}
+
+impl Load {
+    fn signed(connections: u32, body: &Path) -> Self {
+        Self {
+            connections,
+            body: body.to_owned(),
+            bad_signature: false,
+            max_requests: None,
+        }
+    }
+
+    fn bad_signature(mut self) -> Self {
+        self.bad_signature = true;
+        self
+    }
+
+    fn body_bytes(&self) -> Result<usize> {
+        file_len(&self.body)
+    }
+}
+
+fn file_len(path: &Path) -> Result<usize> {
+    let len = fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    Ok(usize::try_from(len)?)
+}
+
+/// Starts the server, runs the load against it, stops it.
+fn measure(bench: &Bench, server: &Server, load: &Load, case: &str) -> Result<Row> {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run_id = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut running = start(bench, server, run_id)?;
+    eprintln!(
+        "==> {}, {case}: {} connections, {} s, body {}",
+        server.name(),
+        load.connections,
+        bench.options.duration,
+        load.body.display(),
+    );
+    let mut command = Command::new(&bench.loadgen);
+    command
+        .args(["--url", &running.url, "--secret", SECRET, "--json"])
+        .arg("--body")
+        .arg(&load.body)
+        .args(["--connections", &load.connections.to_string()])
+        .args(["--duration", &format!("{}s", bench.options.duration)])
+        .args(["--pid", &running.pid().to_string()]);
+    if let Some(n) = load.max_requests {
+        command.args(["--requests", &n.to_string()]);
+    }
+    if load.bad_signature {
+        command.arg("--bad-signature");
+    }
+    let output = capture(&mut command);
+    running.stop();
+    let json = output.with_context(|| {
+        format!(
+            "the load run failed; the server's log:\n{}",
+            tail(&running.log)
+        )
+    })?;
+    let measured = Measured::from_json(&json)?;
+    eprintln!(
+        "    {:.0} req/s, p99 {:.2} ms, {} µs/req, peak RSS {} MiB, {}",
+        measured.rps,
+        f64::from(measured.p99_us) / 1000.0,
+        opt(measured.cpu_us_per_request, 1),
+        opt(measured.peak_rss_kib.map(|k| k as f64 / 1024.0), 1),
+        measured.answers()
+    );
+    Ok(Row {
+        round: 1,
+        server: server.name(),
+        case: case.to_owned(),
+        conns: load.connections,
+        body: load.body_bytes()?,
+        measured,
+    })
+}
+
+/// The figures of one loadgen run, read from its `--json` line.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Measured {
+    rps: f64,
+    p50_us: u32,
+    p99_us: u32,
+    max_us: u32,
+    cpu_us_per_request: Option<f64>,
+    client_cpu_us_per_request: Option<f64>,
+    peak_rss_kib: Option<u64>,
+    answered: u64,
+    statuses: String,
+    retry_after: u64,
+    errors: u64,
+}
+
+impl Measured {
+    /// Reads the flat fields of loadgen's JSON by name; xtask keeps to std, and the keys are unique.
+    fn from_json(json: &str) -> Result<Self> {
+        let number = |key: &str| -> Result<Option<f64>> {
+            let Some(raw) = json_field(json, key) else {
+                bail!("loadgen output has no {key:?}: {json}")
+            };
+            if raw == "null" {
+                return Ok(None);
+            }
+            raw.parse()
+                .map(Some)
+                .with_context(|| format!("loadgen's {key:?} is not a number: {raw}"))
+        };
+        let required = |key: &str| -> Result<f64> {
+            number(key)?.with_context(|| format!("loadgen's {key:?} is null"))
+        };
+        let whole = |x: f64| x.max(0.0).round() as u64;
+        let micros = |x: f64| u32::try_from(whole(x)).unwrap_or(u32::MAX);
+        let statuses = json_field(json, "statuses").unwrap_or("{}");
+        Ok(Self {
+            rps: required("rps")?,
+            p50_us: micros(required("p50")?),
+            p99_us: micros(required("p99")?),
+            max_us: micros(required("max")?),
+            cpu_us_per_request: number("server_cpu_us_per_request")?,
+            client_cpu_us_per_request: number("client_cpu_us_per_request")?,
+            peak_rss_kib: number("server_peak_rss_kib")?.map(whole),
+            answered: whole(required("answered")?),
+            statuses: statuses
+                .trim_matches(['{', '}'])
+                .replace('"', "")
+                .replace(',', ", "),
+            retry_after: whole(required("retry_after")?),
+            errors: whole(
+                required("connect_errors")?
+                    + required("io_errors")?
+                    + required("timeouts")?
+                    + required("unfinished")?,
+            ),
+        })
+    }
+
+    /// Status counts, errors and `Retry-After` answers, for the last column.
+    fn answers(&self) -> String {
+        let mut text = self.statuses.clone();
+        if self.retry_after > 0 {
+            let _ = write!(text, "; Retry-After on {}", self.retry_after);
+        }
+        if self.errors > 0 {
+            let _ = write!(text, "; {} errors", self.errors);
+        }
+        text
+    }
+}
+
+/// The raw text of `"key": value` in compact JSON: a number, `null`, or an `{...}` object without
+/// nested objects.
+fn json_field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let start = json.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &json[start..];
+    let end = if rest.starts_with('{') {
+        rest.find('}')? + 1
+    } else {
+        rest.find([',', '}']).unwrap_or(rest.len())
+    };
+    Some(rest[..end].trim())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+struct Row {
+    round: u32,
+    server: String,
+    case: String,
+    conns: u32,
+    body: usize,
+    measured: Measured,
+}
+
+fn write_header(out: &mut String, bench: &Bench, args: &[String]) -> Result<()> {
+    let date = capture(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
+        .map_or_else(|_| "unknown date".to_owned(), |d| d.trim().to_owned());
+    let nproc = capture(&mut Command::new("nproc"))
+        .map_or_else(|_| "?".to_owned(), |n| n.trim().to_owned());
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|v| v.split_once(':'))
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    // The machine may be shared: say how busy it was, since every figure depends on it.
+    let loadavg = fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    );
+    let webhook = match &bench.webhook {
+        Some(path) => capture(Command::new(path).arg("-version")).map_or_else(
+            |_| "webhook (version unknown)".to_owned(),
+            |v| v.trim().to_owned(),
+        ),
+        None => "not installed (no comparison)".to_owned(),
+    };
+    let command = std::iter::once("cargo xtask bench".to_owned())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let _ = write!(
+        out,
+        "## `{command}`\n\n\
+         - date: {date}; machine: `nproc` = {nproc}, {cpu}; load generator on the same machine; \
+         load average before the run: {loadavg}\n\
+         - load: `clawlet-loadgen`, HTTP/1.1 keep-alive, one request in flight per connection, {} s per run, \
+         signed GitHub push deliveries with a fresh `X-GitHub-Delivery` each\n\
+         - incumbent: {webhook}, hook with a `payload-hmac-sha256` rule on `X-Hub-Signature-256` and no command\n\
+         - server CPU from `/proc/PID/stat` (utime + stime) over the run, peak RSS is `VmHWM`\n\n",
+        bench.options.duration,
+    );
+    Ok(())
+}
+
+fn table(out: &mut String, rows: &[Row]) {
+    out.push_str("| round | server | case | conns | req/s | p50 ms | p99 ms | max ms | server CPU µs/req | loadgen CPU µs/req | peak RSS MiB | answers |\n");
+    out.push_str("|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
+    for row in rows {
+        let m = &row.measured;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} |",
+            row.round,
+            row.server,
+            row.case,
+            row.conns,
+            m.rps,
+            f64::from(m.p50_us) / 1000.0,
+            f64::from(m.p99_us) / 1000.0,
+            f64::from(m.max_us) / 1000.0,
+            opt(m.cpu_us_per_request, 1),
+            opt(m.client_cpu_us_per_request, 1),
+            opt(m.peak_rss_kib.map(|k| k as f64 / 1024.0), 1),
+            m.answers(),
+        );
+    }
+    out.push('\n');
+}
+
+/// Mean requests/s of ours per case over that of the incumbent's accepted runs.
+fn ratios(out: &mut String, rows: &[Row]) {
+    let mean_rps = |server: &str, case: &str| {
+        let picked: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.server.starts_with(server) && r.case == case)
+            .map(|r| r.measured.rps)
+            .collect();
+        (!picked.is_empty()).then(|| picked.iter().sum::<f64>() / picked.len() as f64)
+    };
+    let Some(incumbent) = mean_rps("webhook", "hook, no command") else {
+        return;
+    };
+    for (case, target) in [("memory", 6.0), ("sqlite", 3.0)] {
+        if let Some(ours) = mean_rps("clawlet", case) {
+            let ratio = ours / incumbent;
+            let verdict = if ratio >= target { "meets" } else { "misses" };
+            let _ = writeln!(
+                out,
+                "- `{case}` / webhook: **{ratio:.2}x** requests/s ({ours:.0} vs {incumbent:.0}; target {target}x: {verdict})"
+            );
+        }
+    }
+    if let (Some(ours), Some(theirs)) = (
+        mean_rps("clawlet", "wrong signature"),
+        mean_rps("webhook", "wrong signature"),
+    ) {
+        let _ = writeln!(
+            out,
+            "- wrong signature, ours / webhook: **{:.2}x** requests/s",
+            ours / theirs
+        );
+    }
+    out.push('\n');
+}
+
+fn opt(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1024 * 1024 => format!("{} MB", b / (1024 * 1024)),
+        b => format!("{} KB", b / 1024),
+    }
+}
+
+/// A GitHub push payload of exactly `size` bytes (a few more when `size` is below one commit):
+/// real structure, as many distinct commits as fit, the last message padded to the byte.
+fn push_payload(size: usize) -> String {
+    let head = r#"{"ref":"refs/heads/main","before":"6113728f27ae82c7b1a177c8d03f9e96e0adf246","after":"0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c","created":false,"deleted":false,"forced":false,"base_ref":null,"compare":"https://github.com/octo-org/bench/compare/6113728f27ae...0d1a26e67d8f","repository":{"id":186853002,"name":"bench","full_name":"octo-org/bench","private":false,"owner":{"login":"octo-org","id":6811672},"html_url":"https://github.com/octo-org/bench","default_branch":"main"},"pusher":{"name":"octocat","email":"octocat@example.com"},"sender":{"login":"octocat","id":21031067},"commits":["#;
+    let tail = r#"],"head_commit":null}"#;
+    let mut out = String::with_capacity(size + 1024);
+    out.push_str(head);
+    for i in 0.. {
+        let separator = usize::from(i > 0);
+        let commit = commit_json(i, "");
+        let used = out.len() + separator + tail.len();
+        if used + 2 * commit.len() + 1 > size {
+            // The last commit takes up the rest with its message.
+            let pad = size.saturating_sub(used + commit.len());
+            if separator == 1 {
+                out.push(',');
+            }
+            let filler: String = "Lorem ipsum dolor sit amet. "
+                .chars()
+                .cycle()
+                .take(pad)
+                .collect();
+            out.push_str(&commit_json(i, &filler));
+            break;
+        }
+        if separator == 1 {
+            out.push(',');
+        }
+        out.push_str(&commit);
+    }
+    out.push_str(tail);
+    out
+}
+
+fn commit_json(i: usize, extra_message: &str) -> String {
+    let id = hex::encode(&Sha256::digest(i.to_le_bytes())[..20]);
+    format!(
+        r#"{{"id":"{id}","distinct":true,"message":"Change {i}{extra_message}","timestamp":"2026-01-01T00:00:00Z","url":"https://github.com/octo-org/bench/commit/{id}","author":{{"name":"Octo Cat","email":"octocat@example.com"}},"added":[],"removed":[],"modified":["src/m{i}.rs"]}}"#
+    )
+}
+
+/// A private directory for configs, journals and logs, removed at the end of the run.
+struct WorkDir {
+    path: PathBuf,
+}
+
+impl WorkDir {
+    fn create() -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("clawlet-bench-{}", std::process::id()));
+        fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        fs::remove_dir_all(&self.path).ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_payloads_have_the_requested_size() {
+        for size in [1024, 2048, 64 * 1024, 1024 * 1024] {
+            let payload = push_payload(size);
+            assert_eq!(payload.len(), size);
+            assert!(payload.starts_with("{\"ref\":") && payload.ends_with('}'));
+            assert_eq!(payload.matches('{').count(), payload.matches('}').count());
+        }
+    }
+
+    #[test]
+    fn loadgen_json_is_read_by_key() {
+        let json = r#"{"answered":10,"connect_errors":0,"io_errors":1,"latency_us":{"max":900,"mean":5,"p50":3,"p90":4,"p99":800,"p999":850},"retry_after":2,"rps":1234.5,"server_cpu_us":100,"server_cpu_us_per_request":10.0,"client_cpu_us_per_request":null,"server_peak_rss_kib":null,"statuses":{"200":8,"503":2},"timeouts":0,"unfinished":0}"#;
+        let measured = Measured::from_json(json).ok();
+        let expected = Measured {
+            rps: 1234.5,
+            p50_us: 3,
+            p99_us: 800,
+            max_us: 900,
+            cpu_us_per_request: Some(10.0),
+            client_cpu_us_per_request: None,
+            peak_rss_kib: None,
+            answered: 10,
+            statuses: "200:8, 503:2".to_owned(),
+            retry_after: 2,
+            errors: 1,
+        };
+        assert_eq!(measured, Some(expected));
+        assert!(Measured::from_json("{}").is_err());
+    }
+
+    #[test]
+    fn options_parse() {
+        let args: Vec<String> = ["--scenario", "sizes", "--duration", "3", "--no-build"]
+            .map(String::from)
+            .to_vec();
+        let options = Options::parse(&args).ok().flatten();
+        assert!(
+            options
+                .is_some_and(|o| o.scenarios == [Scenario::Sizes] && o.duration == 3 && !o.build)
+        );
+        assert!(Options::parse(&["--duration".to_owned(), "0".to_owned()]).is_err());
+        assert!(Options::parse(&["--bogus".to_owned()]).is_err());
+        assert!(matches!(Options::parse(&["--help".to_owned()]), Ok(None)));
+    }
+}
