@@ -353,3 +353,28 @@ async fn each_request_is_exported_as_an_otlp_span() {
         Some("ok")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saving_the_file_reloads_it_without_a_signal_even_by_atomic_rename() {
+    let agent = Agent::start().await;
+    let daemon = Daemon::start(&config(&agent, ""));
+    let text = std::fs::read_to_string(&daemon.config).unwrap();
+    // Editors write a new file and rename it over the old one: the path now names another inode.
+    let staged = daemon.config.with_extension("yaml.tmp");
+    std::fs::write(&staged, text.replace(GITHUB_SECRET, "renamed-secret")).unwrap();
+    std::fs::rename(&staged, &daemon.config).unwrap();
+    let reloaded = wait_until(Duration::from_secs(20), || {
+        tokio::task::block_in_place(|| post_github(&daemon, "renamed-secret")).starts_with("200")
+    })
+    .await;
+    assert!(
+        reloaded,
+        "the renamed file was never picked up\n{}",
+        daemon.logs()
+    );
+    assert!(
+        daemon.logs().contains("reason=FileChanged"),
+        "{}",
+        daemon.logs()
+    );
+}

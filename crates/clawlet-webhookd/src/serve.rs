@@ -1,6 +1,6 @@
 //! `clawlet-webhookd serve`: start everything, reload on SIGHUP or file change, drain on SIGTERM.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +17,8 @@ use crate::{Failure, telemetry, wiring};
 
 /// How often idle rate-limit keys are evicted and delivered events past retention pruned.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+/// How often the configuration file is checked for changes.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// File-change events arrive in bursts (an editor's write-rename-chmod); this long a quiet spell
 /// ends a burst before the reload runs.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(250);
@@ -25,6 +27,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let opts = wiring::load_options(&args.config, args.host.clone(), args.webhook_port);
     let loaded =
         clawlet_config::load(&opts).map_err(|errors| Failure::Config(errors.to_string()))?;
+    // What the watcher compares against: taken now, so an edit made while the daemon starts is
+    // still seen as a change.
+    let baseline = loaded
+        .source
+        .as_deref()
+        .and_then(|path| std::fs::read(path).ok());
     let _telemetry = telemetry::init(&wiring::telemetry(&loaded.config))
         .map_err(|err| Failure::Config(format!("{err:#}")))?;
     for warning in &loaded.warnings {
@@ -81,19 +89,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
 
     let (reload_tx, reload_rx) = mpsc::channel(4);
     spawn_signals(shutdown.clone(), reload_tx.clone()).context("installing signal handlers")?;
-    let _watcher = loaded
-        .source
-        .as_deref()
-        .and_then(|path| match watch(path, reload_tx) {
-            Ok(watcher) => Some(watcher),
-            Err(err) => {
-                warn!(
-                    "not watching {} for changes ({err:#}); reload with SIGHUP",
-                    path.display()
-                );
-                None
-            }
-        });
+    if let Some(path) = loaded.source.clone() {
+        tokio::spawn(watch(path, baseline, reload_tx, shutdown.clone()));
+    }
     let limits = wiring::server_limits(w);
     let dispatcher = Arc::new(dispatcher);
     let live = Live {
@@ -208,34 +206,35 @@ enum Reason {
     FileChanged,
 }
 
-/// Watches the configuration file's directory, so that editors' atomic renames and Kubernetes
-/// ConfigMap symlink swaps (which replace the file rather than write it) are seen too. Only events
-/// on the file itself or on Kubernetes' `..data` links count: the directory may hold other busy
-/// files, such as the journal.
-fn watch(path: &Path, reload: mpsc::Sender<Reason>) -> Result<notify::RecommendedWatcher> {
-    use notify::{RecursiveMode, Watcher};
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let name = path
-        .file_name()
-        .map(std::ffi::OsStr::to_os_string)
-        .context("the configuration path names no file")?;
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        let relevant = event
-            .paths
-            .iter()
-            .filter_map(|p| p.file_name())
-            .any(|file| file == name.as_os_str() || file.to_string_lossy().starts_with("..data"));
-        if relevant && !event.kind.is_access() {
+/// Watches the configuration file: reads it once a second and reloads when its bytes change.
+///
+/// Reading the path, rather than subscribing to its directory, sees what matters — an edit in
+/// place, an editor's atomic rename, a Kubernetes ConfigMap symlink swap — while staying deaf to
+/// the other files of the directory. The journal usually lives beside the configuration and
+/// changes on every request; a directory subscription woke up for each of those writes and cost
+/// tens of microseconds per request (see BENCHMARKS.md). A file that is briefly missing (between
+/// the two halves of a swap) is not a change.
+async fn watch(
+    path: PathBuf,
+    mut last: Option<Vec<u8>>,
+    reload: mpsc::Sender<Reason>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let Ok(now) = tokio::fs::read(&path).await else {
+            continue;
+        };
+        if last.as_ref() != Some(&now) {
+            last = Some(now);
             let _ = reload.try_send(Reason::FileChanged);
         }
-    })?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-    Ok(watcher)
+    }
 }
 
 /// The running configuration and the pieces a reload swaps.
