@@ -71,6 +71,14 @@ impl std::fmt::Debug for Bus {
 impl Bus {
     /// Opens the backend: creates the journal (and its directory) or the JetStream stream.
     pub async fn open(opts: BusOptions) -> Result<Bus, BusError> {
+        // The memory backend is for development and tests; keeping every delivered payload in RAM
+        // for the retention period (a week by default) would grow without bound under load, so it
+        // forgets delivered events at the next maintenance pass (about a second). Dedup entries
+        // still last the whole dedup window.
+        let retention = match opts.backend {
+            Backend::Memory => Duration::ZERO,
+            _ => opts.retention,
+        };
         let shared = Arc::new(Shared {
             routes: ArcSwapOption::empty(),
             pending: AtomicU64::new(0),
@@ -79,7 +87,7 @@ impl Bus {
             notify: Notify::new(),
             max_pending: opts.max_pending,
             dedup_window: opts.dedup_window,
-            retention: opts.retention,
+            retention,
         });
         let backend = opts.backend.name();
         let store = match opts.backend {

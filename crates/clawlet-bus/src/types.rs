@@ -12,7 +12,9 @@ pub enum Backend {
         /// The journal file. `~` is not expanded here.
         path: PathBuf,
     },
-    /// The same journal held in memory: not durable, for development and tests.
+    /// The same journal held in memory: not durable, for development and tests. Delivered
+    /// events are forgotten within about a second (dedup entries last the dedup window), so
+    /// memory stays bounded under load whatever `retention` says.
     Memory,
     /// A NATS JetStream stream shared by any number of daemons.
     Nats {

@@ -160,3 +160,40 @@ async fn journal_directory_is_created() {
     bus.publish(&envelope("github", "push", "x")).await.unwrap();
     assert!(path.exists());
 }
+
+/// The memory backend keeps delivered payloads only until the next prune, whatever the retention,
+/// so it cannot grow without bound under load; the delivery id is still remembered for dedup.
+#[tokio::test]
+async fn memory_forgets_delivered_events_but_not_their_delivery_ids() {
+    let mut opts = BusOptions::new(Backend::Memory);
+    opts.retention = std::time::Duration::from_secs(7 * 24 * 3600);
+    let bus = Bus::open(opts).await.unwrap();
+    let (observer, mut seen) = recorder(None);
+    let (_dispatcher, shutdown) = start(
+        &bus,
+        vec![agent("log", AgentKind::Log, 3)],
+        vec![route_all("log")],
+        observer,
+    );
+    let first = bus
+        .publish(&envelope("github", "push", "mem-1"))
+        .await
+        .unwrap();
+    wait_for(
+        &mut seen,
+        &Seen::Attempt("log".to_owned(), clawlet_bus::AttemptOutcome::Delivered),
+    )
+    .await;
+
+    assert_eq!(bus.prune().await.unwrap(), 1);
+    assert!(bus.list(ListFilter::default()).await.unwrap().is_empty());
+    let again = bus
+        .publish(&envelope("github", "push", "mem-1"))
+        .await
+        .unwrap();
+    let Published::Accepted { event_id } = first else {
+        panic!("first publish: {first:?}")
+    };
+    assert_eq!(again, Published::Duplicate { event_id });
+    shutdown.cancel();
+}
