@@ -23,8 +23,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     {
         exec(cargo().args(["install", "--locked", "cargo-fuzz"]))?;
     }
+    // `+nightly` is understood only by rustup's `cargo` proxy, not by the toolchain's own cargo
+    // binary that `$CARGO` names.
     let listing = capture(
-        cargo()
+        Command::new("cargo")
             .args(["+nightly", "fuzz", "list"])
             .current_dir(&root),
     )?;
@@ -39,7 +41,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     for target in targets {
         println!("==> fuzzing {target} for {seconds} s");
         exec(
-            cargo()
+            Command::new("cargo")
                 .args(["+nightly", "fuzz", "run", target, "--"])
                 .arg(format!("-max_total_time={seconds}"))
                 .current_dir(&root),
