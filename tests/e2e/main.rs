@@ -11,7 +11,9 @@
 
 mod agent;
 mod crash;
+mod faults;
 mod harness;
+mod hostile;
 mod nats;
 mod operate;
 mod providers;

@@ -9,6 +9,10 @@ pub enum ParseError {
     /// The `Content-Type` is not one this source sends (JSON, or form-encoded for GitHub).
     #[error("unsupported content type {0:?}")]
     UnsupportedContentType(String),
+    /// The body is compressed or otherwise encoded (`Content-Encoding` other than `identity`);
+    /// no parser decodes it.
+    #[error("unsupported content encoding {0:?}")]
+    UnsupportedContentEncoding(String),
     /// The body (or GitHub's form-encoded `payload` field) is not one JSON value.
     #[error("body is not valid JSON: {0}")]
     InvalidJson(#[source] serde_json::Error),
@@ -44,13 +48,17 @@ pub enum ParseError {
 impl ParseError {
     /// Whether the transport should answer 415 Unsupported Media Type rather than 400.
     pub fn is_unsupported_media_type(&self) -> bool {
-        matches!(self, Self::UnsupportedContentType(_))
+        matches!(
+            self,
+            Self::UnsupportedContentType(_) | Self::UnsupportedContentEncoding(_)
+        )
     }
 
     /// A stable snake_case name for logs and metric labels.
     pub fn code(&self) -> &'static str {
         match self {
             Self::UnsupportedContentType(_) => "unsupported_content_type",
+            Self::UnsupportedContentEncoding(_) => "unsupported_content_encoding",
             Self::InvalidJson(_) => "invalid_json",
             Self::NotAnObject => "not_an_object",
             Self::InvalidForm(_) => "invalid_form",

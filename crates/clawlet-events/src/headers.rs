@@ -41,6 +41,27 @@ pub(crate) fn keep(headers: Headers<'_>, names: &[&str], into: &mut BTreeMap<Str
     }
 }
 
+/// Refuses a body with a `Content-Encoding` other than `identity`: nothing here decodes one, and
+/// taking it as it is would read compressed bytes (or a body that lies about them) as the payload.
+pub(crate) fn check_encoding(headers: Headers<'_>) -> Result<(), ParseError> {
+    for (_, value) in headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
+    {
+        let text = String::from_utf8_lossy(value);
+        let encoded = text
+            .split(',')
+            .map(str::trim)
+            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"));
+        if encoded {
+            return Err(ParseError::UnsupportedContentEncoding(crate::text::clean(
+                &text, 100,
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The body encodings a parser understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyKind {
@@ -103,6 +124,30 @@ mod tests {
             .collect();
         let got = body_kind(&headers, allow_form).map_err(|e| e.to_string());
         assert_eq!(got, expected.map_err(str::to_owned), "{content_type:?}");
+    }
+
+    #[test]
+    fn refuses_content_encodings() {
+        fn check(values: &[&[u8]], expected: Result<(), &str>) {
+            let headers: Vec<(&str, &[u8])> =
+                values.iter().map(|v| ("Content-Encoding", *v)).collect();
+            let got = check_encoding(&headers).map_err(|e| e.to_string());
+            assert_eq!(got, expected.map_err(str::to_owned), "{values:?}");
+        }
+        check(&[], Ok(()));
+        check(&[b"identity"], Ok(()));
+        check(&[b" Identity "], Ok(()));
+        check(&[b""], Ok(()));
+        check(&[b"gzip"], Err(r#"unsupported content encoding "gzip""#));
+        check(
+            &[b"identity, br"],
+            Err(r#"unsupported content encoding "identity, br""#),
+        );
+        check(
+            &[b"identity", b"deflate"],
+            Err(r#"unsupported content encoding "deflate""#),
+        );
+        check(&[b"\xff"], Err("unsupported content encoding \"\u{fffd}\""));
     }
 
     #[test]

@@ -112,6 +112,7 @@ pub struct Request<'a> {
 /// pointer, else `X-Event-Type`, else `custom`; delivery id from the configured header, else the
 /// configured pointer, else the hex SHA-256 of the body.
 pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
+    headers::check_encoding(req.headers)?;
     let allow_form = req.source == Source::Github;
     let payload: Box<RawValue> = match headers::body_kind(req.headers, allow_form)? {
         BodyKind::Json => serde_json::from_slice(req.body).map_err(ParseError::InvalidJson)?,

@@ -158,7 +158,11 @@ async fn run(
         trail.verification = Some(err.code());
         return Err(ApiError::Unauthorized(err));
     }
-    trail.verification = Some(if handler.spec.verifier.is_verified() { "ok" } else { "off" });
+    trail.verification = Some(if handler.spec.verifier.is_verified() {
+        "ok"
+    } else {
+        "off"
+    });
 
     let header_pairs: Vec<(&str, &[u8])> = parts
         .headers

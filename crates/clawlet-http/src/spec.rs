@@ -172,6 +172,11 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
     headers.get(name).map(|value| value.as_bytes())
 }
 
+/// Whether `name` appears more than once.
+fn repeated<K: axum::http::header::AsHeaderName>(headers: &HeaderMap, name: K) -> bool {
+    headers.get_all(name).iter().nth(1).is_some()
+}
+
 /// The first of the names that is present.
 fn either<'h>(headers: &'h HeaderMap, first: &str, second: &str) -> Option<&'h [u8]> {
     header(headers, first).or_else(|| header(headers, second))
@@ -204,6 +209,29 @@ impl Verifier {
         body: &[u8],
         now_unix: i64,
     ) -> Result<(), VerifyError> {
+        // A repeated signature, id or timestamp header is ambiguous: another hop (a proxy, an
+        // audit log) may have read the other value, so neither is trusted.
+        let ambiguous = match self {
+            Self::Unverified => false,
+            Self::Github { .. } => ["x-hub-signature-256", "x-hub-signature"]
+                .into_iter()
+                .any(|name| repeated(headers, name)),
+            Self::Stripe { .. } => repeated(headers, "stripe-signature"),
+            Self::Standard { .. } => [
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature",
+                "svix-id",
+                "svix-timestamp",
+                "svix-signature",
+            ]
+            .into_iter()
+            .any(|name| repeated(headers, name)),
+            Self::Custom { header, .. } => repeated(headers, header),
+        };
+        if ambiguous {
+            return Err(VerifyError::MalformedHeader);
+        }
         match self {
             Self::Unverified => Ok(()),
             Self::Github {
@@ -263,6 +291,25 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_signature_header_is_refused() {
+        let secret = b"hunter2-secret".to_vec();
+        let body = b"{}";
+        let verifier = Verifier::Github {
+            secrets: vec![secret.clone()],
+            allow_legacy_sha1: false,
+        };
+        let signature = github::sign(&secret, body);
+        let mut headers = HeaderMap::new();
+        headers.append("x-hub-signature-256", signature.parse().unwrap());
+        assert_eq!(verifier.verify(&headers, body, 0), Ok(()));
+        headers.append("x-hub-signature-256", signature.parse().unwrap());
+        assert_eq!(
+            verifier.verify(&headers, body, 0),
+            Err(VerifyError::MalformedHeader)
+        );
+    }
 
     #[test]
     fn debug_never_prints_a_secret() {

@@ -1,0 +1,883 @@
+//! Faults and secrets: a full journal disk, NATS going away and coming back, an agent that hangs,
+//! and a full run whose logs, metrics and error bodies are searched for every secret, signature
+//! and payload it used.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::agent::{AGENT_SECRET, Agent};
+use crate::harness::{Daemon, binary};
+use crate::providers::{CUSTOM_SECRET, GITHUB_SECRET, STANDARD_SECRET, STRIPE_SECRET, journal};
+
+/// How long a condition may take to come true before the test fails (a bound, not an expectation).
+const BOUND: Duration = Duration::from_secs(30);
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// What the daemon answered to one delivery.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    /// The `status` field of a JSON answer (`accepted`, `duplicate`).
+    fn outcome(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v["status"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+async fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let mut request = client().post(url).body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.text().await.unwrap();
+    Answer {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+/// A signed custom delivery with delivery id `id` to `/webhook/myservice`.
+async fn post_custom(daemon: &Daemon, id: &str) -> Answer {
+    let body = format!(r#"{{"event_type":"fault.test","data":{{"id":"{id}"}}}}"#);
+    let signature =
+        clawlet_verify::custom::Scheme::default().sign(CUSTOM_SECRET.as_bytes(), body.as_bytes());
+    post(
+        &daemon.url("/webhook/myservice"),
+        &[
+            ("content-type", "application/json"),
+            ("x-signature", &signature),
+            ("x-delivery-id", id),
+        ],
+        body.as_bytes(),
+    )
+    .await
+}
+
+/// A daemon with the custom handler of the provider suite, `queue` as its queue settings and
+/// `agents` and `routes` as given.
+fn config(queue: &str, agents: &str, routes: &str) -> String {
+    format!(
+        r#"webhooks:
+  host: 127.0.0.1
+  port: 0
+  rate_limit:
+    enabled: false
+  queue:
+{queue}
+  handlers:
+    my_service:
+      path: /webhook/myservice
+      secret: "{CUSTOM_SECRET}"
+      delivery_id_header: X-Delivery-Id
+  agents:
+{agents}
+  routes:
+{routes}
+"#
+    )
+}
+
+fn http_agent(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "    {name}:\n      kind: http\n      url: \"{url}\"\n      secret: \"{AGENT_SECRET}\"\n{extra}"
+    )
+}
+
+/// The delivery ids in the journal, with how often each appears.
+fn stored_ids(daemon: &Daemon) -> Vec<String> {
+    tokio::task::block_in_place(|| journal(daemon))
+        .iter()
+        .filter_map(|e| e["delivery_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped (after the daemon using it).
+struct Tmpfs {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(Tmpfs {
+            path: dir.path().to_owned(),
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Fills the filesystem holding `path` with one file until a write fails for want of space.
+fn fill(path: &Path, capacity: usize) {
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(path).unwrap();
+    let block = vec![0u8; 4096];
+    // Bounded: a filesystem of `capacity` bytes takes at most this many blocks.
+    for _ in 0..=capacity / block.len() + 1 {
+        match file.write(&block) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    panic!("{} never filled up", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_journal_disk_gives_503_stores_nothing_it_acknowledged_twice_and_recovers() {
+    const SIZE: usize = 4 * 1024 * 1024;
+    // Running as root, permissions do not stop writes: only a full filesystem does.
+    let tmpfs = match Tmpfs::mount(&SIZE.to_string()) {
+        Ok(tmpfs) => tmpfs,
+        Err(reason) => {
+            println!("skipping: cannot mount a small tmpfs to fill ({reason})");
+            return;
+        }
+    };
+    let agent = Agent::start().await;
+    let queue = format!(
+        "    backend: sqlite\n    path: \"{}/journal.db\"",
+        tmpfs.path.display()
+    );
+    let daemon = Daemon::start(&config(
+        &queue,
+        &http_agent("inbox", &agent.url, "      timeout: 5s\n"),
+        "    - agent: inbox",
+    ));
+    let mut acked = BTreeSet::new();
+    for i in 0..3 {
+        let id = format!("before-{i}");
+        let answer = post_custom(&daemon, &id).await;
+        assert_eq!(answer.status, 200, "{answer:?}\n{}", daemon.logs());
+        acked.insert(id);
+    }
+
+    let filler = tmpfs.path.join("filler");
+    fill(&filler, SIZE);
+    // While the disk is full every answer is a 503 with Retry-After, or a 2xx for an event that
+    // did get stored; at least one 503 must come.
+    let mut refused = Vec::new();
+    for i in 0..50 {
+        let id = format!("full-{i}");
+        let answer = post_custom(&daemon, &id).await;
+        match answer.status {
+            503 => {
+                assert!(answer.retry_after.is_some(), "{answer:?}");
+                refused.push(id);
+                if refused.len() == 3 {
+                    break;
+                }
+            }
+            200..=299 => {
+                acked.insert(id);
+            }
+            _ => panic!("{id}: {answer:?}\n{}", daemon.logs()),
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "a full disk never gave 503\n{}",
+        daemon.logs()
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let mut recovered = false;
+    for i in 0..50 {
+        let id = format!("after-{i}");
+        let answer = post_custom(&daemon, &id).await;
+        if answer.status == 200 {
+            acked.insert(id);
+            recovered = true;
+            break;
+        }
+        assert_eq!(answer.status, 503, "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        recovered,
+        "the daemon never recovered once space returned\n{}",
+        daemon.logs()
+    );
+    // What was refused was not stored: the sender's retry is a new event, not a duplicate.
+    for id in &refused {
+        let answer = post_custom(&daemon, id).await;
+        assert_eq!(answer.status, 200, "{id}: {answer:?}");
+        assert_eq!(answer.outcome(), "accepted", "{id}: {answer:?}");
+        acked.insert(id.clone());
+    }
+
+    let stored = stored_ids(&daemon);
+    for id in &acked {
+        assert_eq!(
+            stored.iter().filter(|s| *s == id).count(),
+            1,
+            "{id} is not stored exactly once: {stored:?}"
+        );
+    }
+    let delivered = agent
+        .wait_for(BOUND, |got| {
+            let seen: BTreeSet<&str> = got
+                .iter()
+                .filter_map(|e| e["delivery_id"].as_str())
+                .collect();
+            acked.iter().all(|id| seen.contains(id.as_str()))
+        })
+        .await;
+    assert!(delivered, "{}", daemon.logs());
+    drop(daemon);
+    drop(tmpfs);
+}
+
+/// A TCP proxy to NATS that the test can cut and restore.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    pipes: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let pipes: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accept = tokio::spawn({
+            let (up, pipes) = (up.clone(), pipes.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        // Cut: the connection is closed at once.
+                        continue;
+                    }
+                    let pipe = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    pipes.lock().unwrap().push(pipe);
+                }
+            }
+        });
+        Proxy {
+            addr,
+            up,
+            pipes,
+            accept,
+        }
+    }
+
+    /// Closes every open connection and refuses new ones.
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for pipe in self.pipes.lock().unwrap().drain(..) {
+            pipe.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+fn nats_url() -> Option<String> {
+    match std::env::var("CLAWLET_TEST_NATS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!(
+                "skipping: CLAWLET_TEST_NATS_URL is not set, so there is no NATS server to test against"
+            );
+            None
+        }
+    }
+}
+
+/// The socket address in a `nats://host:port` URL.
+async fn nats_addr(url: &str) -> SocketAddr {
+    let rest = url.split("://").last().unwrap();
+    let host_port = rest.rsplit('@').next().unwrap().trim_end_matches('/');
+    tokio::net::lookup_host(host_port)
+        .await
+        .unwrap()
+        .next()
+        .expect("the NATS address resolves")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_gives_503_and_nothing_acknowledged_is_lost_when_it_returns() {
+    let Some(nats) = nats_url() else { return };
+    let proxy = Proxy::start(nats_addr(&nats).await).await;
+    let stream = format!("CLAWLET_E2E_FAULT_{}", std::process::id());
+    let agent = Agent::start().await;
+    let queue = format!(
+        "    backend: nats\n    nats:\n      url: \"nats://{}\"\n      stream: \"{stream}\"",
+        proxy.addr
+    );
+    let daemon = Daemon::start(&config(
+        &queue,
+        &http_agent("inbox", &agent.url, "      timeout: 1s\n"),
+        "    - agent: inbox",
+    ));
+    let mut acked = BTreeSet::new();
+    for i in 0..3 {
+        let id = format!("up-{i}");
+        let answer = post_custom(&daemon, &id).await;
+        assert_eq!(answer.status, 200, "{answer:?}\n{}", daemon.logs());
+        acked.insert(id);
+    }
+
+    proxy.cut();
+    let mut refused = Vec::new();
+    for i in 0..40 {
+        let id = format!("down-{i}");
+        let answer = post_custom(&daemon, &id).await;
+        match answer.status {
+            503 => {
+                assert!(answer.retry_after.is_some(), "{answer:?}");
+                refused.push(id);
+                if refused.len() == 3 {
+                    break;
+                }
+            }
+            // Sent before the client noticed, and acknowledged by the stream.
+            200..=299 => {
+                acked.insert(id);
+            }
+            _ => panic!("{id}: {answer:?}\n{}", daemon.logs()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !refused.is_empty(),
+        "NATS was cut and no 503 came\n{}",
+        daemon.logs()
+    );
+
+    proxy.restore();
+    let mut recovered = false;
+    for i in 0..100 {
+        let id = format!("back-{i}");
+        let answer = post_custom(&daemon, &id).await;
+        if answer.status == 200 {
+            acked.insert(id);
+            recovered = true;
+            break;
+        }
+        assert_eq!(answer.status, 503, "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        recovered,
+        "the daemon never recovered once NATS returned\n{}",
+        daemon.logs()
+    );
+    // The senders retry what was refused; a publish whose ack was lost may already be stored.
+    for id in &refused {
+        let answer = post_custom(&daemon, id).await;
+        assert_eq!(answer.status, 200, "{id}: {answer:?}");
+        acked.insert(id.clone());
+    }
+
+    // Every acknowledged delivery is in the stream, exactly once.
+    let client = async_nats::connect(&nats).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let in_stream = stream_delivery_ids(&js, &stream).await;
+    for id in &acked {
+        assert_eq!(
+            in_stream.iter().filter(|s| *s == id).count(),
+            1,
+            "{id} is not in the stream exactly once: {in_stream:?}"
+        );
+    }
+    // And reaches the agent. A message pulled just as the connection was cut is redelivered
+    // only after the consumer's ack wait (the agent's timeout + 30 s), hence the longer bound.
+    let delivered = agent
+        .wait_for(Duration::from_secs(60), |got| {
+            let seen: BTreeSet<&str> = got
+                .iter()
+                .filter_map(|e| e["delivery_id"].as_str())
+                .collect();
+            acked.iter().all(|id| seen.contains(id.as_str()))
+        })
+        .await;
+    let logs = daemon.logs();
+    drop(daemon);
+    let _ = js.delete_stream(&stream).await;
+    let _ = js.delete_stream(format!("{stream}_DEAD")).await;
+    assert!(
+        delivered,
+        "acknowledged deliveries never reached the agent: {acked:?} vs {:?}\n{logs}",
+        agent.received()
+    );
+}
+
+/// The delivery id of every envelope in `stream`.
+async fn stream_delivery_ids(js: &async_nats::jetstream::Context, stream: &str) -> Vec<String> {
+    let handle = js.get_stream(stream).await.unwrap();
+    let state = handle.get_info().await.unwrap().state;
+    // Bounded: the test publishes far fewer than this.
+    let last = state.last_sequence.min(state.first_sequence + 10_000);
+    let mut ids = Vec::new();
+    for sequence in state.first_sequence..=last {
+        if let Ok(message) = handle.get_raw_message(sequence).await {
+            let envelope: Value = serde_json::from_slice(&message.payload).unwrap();
+            ids.push(envelope["delivery_id"].as_str().unwrap().to_owned());
+        }
+    }
+    ids
+}
+
+/// An HTTP agent that accepts connections, reads whatever comes and never answers.
+async fn hanging_agent() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut stream, &mut tokio::io::sink()).await;
+            });
+        }
+    });
+    (url, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_agent_is_timed_out_and_dead_lettered_without_holding_up_the_others() {
+    let healthy = Agent::start().await;
+    let (hang_url, connections) = hanging_agent().await;
+    let agents = [
+        http_agent("inbox", &healthy.url, "      timeout: 5s\n"),
+        http_agent(
+            "hang",
+            &hang_url,
+            "      timeout: 1s\n      max_attempts: 2\n",
+        ),
+    ]
+    .concat();
+    let daemon = Daemon::start(&config(
+        "    backend: sqlite\n    path: \"{dir}/journal.db\"",
+        &agents,
+        "    - agent: inbox\n    - agent: hang",
+    ));
+    let ids: Vec<String> = (0..5).map(|i| format!("hang-{i}")).collect();
+    for id in &ids {
+        let answer = post_custom(&daemon, id).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let all_arrived = healthy
+        .wait_for(BOUND, |got| {
+            ids.iter()
+                .all(|id| got.iter().any(|e| e["delivery_id"] == id.as_str()))
+        })
+        .await;
+    assert!(
+        all_arrived,
+        "the healthy agent did not receive every event\n{}",
+        daemon.logs()
+    );
+
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let events = loop {
+        let events = tokio::task::block_in_place(|| journal(&daemon));
+        let settled = events.len() == ids.len()
+            && events.iter().all(|e| {
+                e["deliveries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|d| d["status"] != "pending")
+            });
+        if settled || tokio::time::Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for event in &events {
+        assert_eq!(event["status"], "dead", "{event}");
+        let deliveries = event["deliveries"].as_array().unwrap();
+        let of = |agent: &str| {
+            deliveries
+                .iter()
+                .find(|d| d["agent"] == agent)
+                .unwrap_or_else(|| panic!("no {agent} delivery in {event}"))
+        };
+        assert_eq!(of("inbox")["status"], "delivered", "{event}");
+        assert_eq!(of("hang")["status"], "dead", "{event}");
+        assert_eq!(of("hang")["attempts"], 2, "{event}");
+    }
+    assert!(connections.load(Ordering::SeqCst) >= 1);
+    assert_eq!(healthy.bad_signatures(), 0);
+    // Exactly once each to the healthy agent: the other agent's retries are its own.
+    for id in &ids {
+        let copies = healthy
+            .received()
+            .iter()
+            .filter(|e| e["delivery_id"] == id.as_str())
+            .count();
+        assert_eq!(copies, 1, "{id}");
+    }
+}
+
+/// The provider suite's configuration: github, stripe, standard and custom handlers.
+fn providers_config(agent: &Agent) -> String {
+    crate::providers::config(agent, "")
+}
+
+/// A GitHub delivery.
+async fn post_github(daemon: &Daemon, id: &str, body: &[u8], signature: &str) -> Answer {
+    post(
+        &daemon.url("/webhook/github"),
+        &[
+            ("content-type", "application/json"),
+            ("x-github-event", "issues"),
+            ("x-github-delivery", id),
+            ("x-hub-signature-256", signature),
+        ],
+        body,
+    )
+    .await
+}
+
+async fn post_stripe(daemon: &Daemon, body: &[u8], signature: &str) -> Answer {
+    post(
+        &daemon.url("/webhook/stripe"),
+        &[
+            ("content-type", "application/json"),
+            ("stripe-signature", signature),
+        ],
+        body,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_signature_or_payload_reaches_logs_metrics_or_error_bodies() {
+    const CANARY: &str = "canary-payload-5d1e8f0b";
+    let agent = Agent::start().await;
+    let daemon = Daemon::start(&providers_config(&agent));
+    let mut signatures: Vec<String> = Vec::new();
+    let mut bodies: Vec<String> = Vec::new();
+    let mut accepted = Vec::new();
+
+    // GitHub: accepted, duplicate, forged.
+    let github = format!(
+        r#"{{"action":"opened","issue":{{"number":7,"title":"t"}},"repository":{{"full_name":"o/r"}},"note":"{CANARY}"}}"#
+    );
+    let good = clawlet_verify::github::sign(GITHUB_SECRET.as_bytes(), github.as_bytes());
+    let forged = clawlet_verify::github::sign(b"guessed-secret", github.as_bytes());
+    for (signature, expected) in [(&good, 200), (&good, 200), (&forged, 401)] {
+        let answer = post_github(&daemon, "leak-gh-1", github.as_bytes(), signature).await;
+        assert_eq!(answer.status, expected, "{answer:?}");
+        signatures.push(signature.clone());
+        bodies.push(answer.body);
+    }
+    accepted.push("leak-gh-1".to_owned());
+
+    // Stripe: accepted, forged.
+    let stripe = format!(
+        r#"{{"id":"evt_leak_1","type":"invoice.paid","data":{{"object":{{"memo":"{CANARY}"}}}}}}"#
+    );
+    let good = clawlet_verify::stripe::sign(STRIPE_SECRET.as_bytes(), now(), stripe.as_bytes());
+    let forged = clawlet_verify::stripe::sign(b"whsec_guess", now(), stripe.as_bytes());
+    for (signature, expected) in [(&good, 200), (&forged, 401)] {
+        let answer = post_stripe(&daemon, stripe.as_bytes(), signature).await;
+        assert_eq!(answer.status, expected, "{answer:?}");
+        signatures.push(signature.clone());
+        bodies.push(answer.body);
+    }
+    accepted.push("evt_leak_1".to_owned());
+
+    // Standard Webhooks: accepted, forged.
+    let standard = format!(r#"{{"type":"user.created","data":{{"note":"{CANARY}"}}}}"#);
+    let key = clawlet_verify::standard::Key::from_secret(STANDARD_SECRET).unwrap();
+    let other = clawlet_verify::standard::Key::from_secret("whsec_Z3Vlc3NlZC1zZWNyZXQ=").unwrap();
+    for (key, expected) in [(&key, 200), (&other, 401)] {
+        let timestamp = now();
+        let signature =
+            clawlet_verify::standard::sign(key, "msg_leak_1", timestamp, standard.as_bytes());
+        let answer = post(
+            &daemon.url("/webhook/svix"),
+            &[
+                ("content-type", "application/json"),
+                ("webhook-id", "msg_leak_1"),
+                ("webhook-timestamp", &timestamp.to_string()),
+                ("webhook-signature", &signature),
+            ],
+            standard.as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.status, expected, "{answer:?}");
+        signatures.push(signature);
+        bodies.push(answer.body);
+    }
+    accepted.push("msg_leak_1".to_owned());
+
+    // Custom: accepted, forged, and a body that is not JSON.
+    let custom = format!(r#"{{"event_type":"user.created","note":"{CANARY}"}}"#);
+    let scheme = clawlet_verify::custom::Scheme::default();
+    let not_json = format!("not json {CANARY}");
+    for (secret, body, expected) in [
+        (CUSTOM_SECRET, &custom, 200),
+        ("guessed-secret", &custom, 401),
+        (CUSTOM_SECRET, &not_json, 400),
+    ] {
+        let signature = scheme.sign(secret.as_bytes(), body.as_bytes());
+        let answer = post(
+            &daemon.url("/webhook/myservice"),
+            &[
+                ("content-type", "application/json"),
+                ("x-signature", &signature),
+                ("x-delivery-id", "leak-custom-1"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(answer.status, expected, "{answer:?}");
+        signatures.push(signature);
+        bodies.push(answer.body);
+    }
+    accepted.push("leak-custom-1".to_owned());
+
+    let delivered = agent
+        .wait_for(BOUND, |got| {
+            accepted
+                .iter()
+                .all(|id| got.iter().any(|e| e["delivery_id"] == id.as_str()))
+        })
+        .await;
+    assert!(delivered, "{}", daemon.logs());
+    let metrics = client()
+        .get(daemon.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let mut needles: Vec<String> = [
+        GITHUB_SECRET,
+        STRIPE_SECRET,
+        STANDARD_SECRET,
+        CUSTOM_SECRET,
+        AGENT_SECRET,
+        CANARY,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for signature in &signatures {
+        needles.push(signature.clone());
+        // The digest alone, without the scheme's prefix or timestamp.
+        needles.extend(
+            signature
+                .split(['=', ','])
+                .filter(|part| part.len() >= 16)
+                .map(str::to_owned),
+        );
+    }
+    // Secrets without the `whsec_` prefix, as they might be printed once decoded.
+    for secret in [STRIPE_SECRET, STANDARD_SECRET, AGENT_SECRET] {
+        needles.push(secret.trim_start_matches("whsec_").to_owned());
+    }
+    assert!(needles.iter().all(|n| n.len() >= 8), "{needles:?}");
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("leak-gh-1"),
+        "the request log is missing: {logs}"
+    );
+    for needle in &needles {
+        assert!(
+            !logs.contains(needle.as_str()),
+            "{needle:?} is in the log:\n{logs}"
+        );
+        assert!(
+            !metrics.contains(needle.as_str()),
+            "{needle:?} is in /metrics"
+        );
+        for body in &bodies {
+            assert!(!body.contains(needle.as_str()), "{needle:?} in {body}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_are_refused_after_the_tolerance_and_duplicate_within_the_window() {
+    let agent = Agent::start().await;
+    let daemon = Daemon::start(&providers_config(&agent));
+    let body = br#"{"id":"evt_replay_1","type":"invoice.paid","data":{"object":{}}}"#;
+
+    // Captured ten minutes ago: the signature is authentic but too old.
+    let old = clawlet_verify::stripe::sign(STRIPE_SECRET.as_bytes(), now() - 600, body);
+    let answer = post_stripe(&daemon, body, &old).await;
+    assert_eq!(answer.status, 401, "{answer:?}");
+
+    let fresh = clawlet_verify::stripe::sign(STRIPE_SECRET.as_bytes(), now(), body);
+    let first = post_stripe(&daemon, body, &fresh).await;
+    assert_eq!(
+        (first.status, first.outcome().as_str()),
+        (200, "accepted"),
+        "{first:?}"
+    );
+    // The same captured bytes, replayed within the tolerance and the dedup window.
+    let replay = post_stripe(&daemon, body, &fresh).await;
+    assert_eq!(
+        (replay.status, replay.outcome().as_str()),
+        (200, "duplicate"),
+        "{replay:?}"
+    );
+    // Re-signed later (as Stripe does on its own retries): still the same event.
+    let resigned = clawlet_verify::stripe::sign(STRIPE_SECRET.as_bytes(), now() + 1, body);
+    let retry = post_stripe(&daemon, body, &resigned).await;
+    assert_eq!(retry.outcome(), "duplicate", "{retry:?}");
+
+    // Any provider: a GitHub delivery replayed is a duplicate too.
+    let github = br#"{"action":"opened","issue":{"number":1}}"#;
+    let signature = clawlet_verify::github::sign(GITHUB_SECRET.as_bytes(), github);
+    let first = post_github(&daemon, "replay-gh-1", github, &signature).await;
+    assert_eq!(first.outcome(), "accepted", "{first:?}");
+    let replay = post_github(&daemon, "replay-gh-1", github, &signature).await;
+    assert_eq!(replay.outcome(), "duplicate", "{replay:?}");
+
+    let stored = stored_ids(&daemon);
+    for id in ["evt_replay_1", "replay-gh-1"] {
+        assert_eq!(
+            stored.iter().filter(|s| *s == id).count(),
+            1,
+            "{id}: {stored:?}"
+        );
+    }
+    assert_eq!(stored.len(), 2, "{stored:?}");
+}
+
+/// Runs `serve` on `yaml` and waits (bounded) for it to exit; `None` if it kept running.
+fn serve_exit(yaml: &str) -> Option<(i32, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let mut child = Command::new(binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .env_remove("CLAWLET_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + BOUND;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    Some((status.code().unwrap_or(-1), stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverified_handlers_need_the_explicit_opt_out() {
+    let base =
+        "webhooks:\n  host: 127.0.0.1\n  port: 0\n  queue:\n    backend: memory\n  handlers:\n";
+    for (handler, key) in [
+        ("    github: {}\n", "webhooks.handlers.github.secret"),
+        ("    stripe: {}\n", "webhooks.handlers.stripe.secret"),
+        (
+            "    svix:\n      kind: standard\n",
+            "webhooks.handlers.svix.secret",
+        ),
+    ] {
+        let yaml = format!("{base}{handler}");
+        let (code, stderr) = tokio::task::block_in_place(|| serve_exit(&yaml))
+            .unwrap_or_else(|| panic!("the daemon started without a secret:\n{yaml}"));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(key), "{key} not named in: {stderr}");
+    }
+
+    let daemon = Daemon::start(&format!(
+        "{base}    github:\n      verify: false\n    stripe:\n      verify: false\n"
+    ));
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while !daemon.logs().contains("UNVERIFIED") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = daemon.logs();
+    assert!(logs.contains("UNVERIFIED"), "{logs}");
+    let warned: Vec<&str> = logs.lines().filter(|l| l.contains("UNVERIFIED")).collect();
+    for handler in ["github", "stripe"] {
+        assert!(
+            warned
+                .iter()
+                .any(|l| l.contains(handler) && l.contains("WARN")),
+            "{handler}: {warned:?}"
+        );
+    }
+}
