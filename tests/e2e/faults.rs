@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::agent::{AGENT_SECRET, Agent};
-use crate::harness::{Daemon, binary};
+use crate::harness::{Daemon, binary, nats_url};
 use crate::providers::{CUSTOM_SECRET, GITHUB_SECRET, STANDARD_SECRET, STRIPE_SECRET, journal};
 
 /// How long a condition may take to come true before the test fails (a bound, not an expectation).
@@ -335,18 +335,6 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.cut();
         self.accept.abort();
-    }
-}
-
-fn nats_url() -> Option<String> {
-    match std::env::var("CLAWLET_TEST_NATS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!(
-                "skipping: CLAWLET_TEST_NATS_URL is not set, so there is no NATS server to test against"
-            );
-            None
-        }
     }
 }
 

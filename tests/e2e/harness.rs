@@ -182,3 +182,17 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS in /proc/<pid>/status")
 }
+
+/// The NATS server the JetStream tests use, from `CLAWLET_TEST_NATS_URL`; when it is unset the
+/// caller skips, and this says why on the test output.
+pub(crate) fn nats_url() -> Option<String> {
+    match std::env::var("CLAWLET_TEST_NATS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!(
+                "skipping: CLAWLET_TEST_NATS_URL is not set, so there is no NATS server to test against"
+            );
+            None
+        }
+    }
+}

@@ -4,20 +4,8 @@
 use std::time::Duration;
 
 use crate::agent::{AGENT_SECRET, Agent};
-use crate::harness::{Daemon, send};
+use crate::harness::{Daemon, nats_url, send};
 use crate::providers::GITHUB_SECRET;
-
-fn nats_url() -> Option<String> {
-    match std::env::var("CLAWLET_TEST_NATS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!(
-                "skipping: CLAWLET_TEST_NATS_URL is not set, so there is no NATS server to test against"
-            );
-            None
-        }
-    }
-}
 
 fn config(nats: &str, stream: &str, agent: &Agent) -> String {
     format!(
