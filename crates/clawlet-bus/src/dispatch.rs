@@ -20,6 +20,11 @@ use crate::{AgentSpec, AttemptOutcome, Bus, BusError, DeliveryObserver, RetryPol
 const ORPHAN_MAX_ATTEMPTS: u32 = 10;
 /// Deliveries of removed agents claimed at once.
 const ORPHAN_BATCH: usize = 16;
+/// Deliveries claimed ahead per unit of an agent's concurrency. Each claim is a journal write that
+/// waits for a commit, so claiming only what the agent can run right now caps delivery at
+/// `concurrency` events per two commits, far below what publish accepts; the claimed rows wait
+/// for the agent's permits in memory (in flight in the journal, so a restart makes them due again).
+const CLAIM_AHEAD: usize = 16;
 
 /// Tuning for a [`Dispatcher`]; the defaults suit the daemon.
 #[derive(Debug, Clone)]
@@ -47,7 +52,8 @@ pub(crate) struct State {
     pub(crate) opts: DispatcherOptions,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
-    /// Claimed deliveries per agent, so that each claim asks only for what the agent can take.
+    /// Claimed deliveries per agent (running or waiting for a permit), so that each claim asks
+    /// only for what the agent can take within `CLAIM_AHEAD` times its concurrency.
     in_flight: Mutex<HashMap<String, usize>>,
 }
 
@@ -247,9 +253,9 @@ impl State {
         let in_flight = self.in_flight().clone();
         move |agent| {
             let busy = in_flight.get(agent).copied().unwrap_or(0);
-            let capacity = agents
-                .get(agent)
-                .map_or(ORPHAN_BATCH, |a| a.spec.concurrency);
+            let capacity = agents.get(agent).map_or(ORPHAN_BATCH, |a| {
+                a.spec.concurrency.saturating_mul(CLAIM_AHEAD)
+            });
             capacity.saturating_sub(busy)
         }
     }
@@ -297,17 +303,21 @@ async fn deliver_local(state: Arc<State>, work: Work) {
         .load()
         .get(&work.agent)
         .map(|a| Arc::clone(&a.permits));
-    let _permit = match permits {
+    let permit = match permits {
+        // Biased: once shutdown began, a claimed delivery that was waiting is not attempted, even
+        // when a permit is free at the same moment.
         Some(permits) => tokio::select! {
-            permit = permits.acquire_owned() => permit.ok(),
+            biased;
             () = state.shutdown.cancelled() => {
                 finish(&state, work.event_id, work.agent, Finish::Release).await;
                 return;
             }
+            permit = permits.acquire_owned() => permit.ok(),
         },
         None => None,
     };
     let attempted = attempt_once(&state, &work.agent, &work.envelope_json, work.attempts).await;
+    drop(permit);
     let outcome = match &attempted.decision {
         Decision::Delivered => Finish::Delivered,
         Decision::Retry { after, error } => Finish::Retry {

@@ -24,7 +24,7 @@ impl Journal {
         let conn = Connection::open_with_flags(path, flags).map_err(|e| {
             BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
         })?;
-        sql::configure(&conn, true)?;
+        sql::configure(&conn, true).map_err(sql::at_path(path))?;
         Ok(Journal { conn })
     }
 

@@ -22,6 +22,9 @@ type Responder = Box<dyn FnOnce(Option<&BusError>) + Send>;
 /// Most jobs committed together; bounds the latency one batch adds to the first caller.
 const MAX_BATCH: usize = 1024;
 
+/// How often the checkpointer copies committed WAL frames back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 pub(crate) struct LocalStore {
     jobs: mpsc::Sender<Job>,
 }
@@ -45,7 +48,10 @@ impl LocalStore {
             }
             None => Connection::open_in_memory()?,
         };
-        sql::configure(&conn, path.is_some())?;
+        match path {
+            Some(path) => sql::configure(&conn, true).map_err(sql::at_path(path))?,
+            None => sql::configure(&conn, false)?,
+        }
         let recovered = sql::reset_inflight(&conn)?;
         if recovered > 0 {
             tracing::info!(
@@ -56,10 +62,32 @@ impl LocalStore {
         shared
             .pending
             .store(sql::count_pending(&conn)?, Ordering::Relaxed);
+        // The writer holds `stop`; the checkpointer ends when the writer does.
+        let (stop, stopped) = mpsc::channel::<()>();
+        if let Some(path) = path {
+            // Checkpoints (copying the WAL back into the database file, and its fsync) run on a
+            // connection of their own, so that commits do not wait behind them; the writer's
+            // own automatic checkpoints are turned off.
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+            let checkpoints = Connection::open(path).map_err(|e| {
+                BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
+            })?;
+            checkpoints.busy_timeout(Duration::from_secs(5))?;
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("clawlet-bus-checkpoint".to_owned())
+                .spawn(move || checkpointer(&checkpoints, &stopped, &shared))
+                .map_err(|e| {
+                    BusError::Storage(format!("cannot start the journal checkpointer: {e}"))
+                })?;
+        }
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("clawlet-bus-writer".to_owned())
-            .spawn(move || writer(conn, &rx, &shared))
+            .spawn(move || {
+                let _stop = stop;
+                writer(conn, &rx, &shared);
+            })
             .map_err(|e| BusError::Storage(format!("cannot start the journal writer: {e}")))?;
         Ok(Self { jobs })
     }
@@ -154,6 +182,26 @@ fn writer(mut conn: Connection, rx: &mpsc::Receiver<Job>, shared: &Shared) {
                     shared.pending.store(n, Ordering::Relaxed);
                 }
             }
+        }
+    }
+}
+
+/// Passive checkpoints: they copy what is committed without blocking the writer, which keeps
+/// appending; SQLite starts the WAL over once it was copied completely.
+fn checkpointer(conn: &Connection, stop: &mpsc::Receiver<()>, shared: &Shared) {
+    let mut seen = shared.transactions.load(Ordering::Relaxed);
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let committed = shared.transactions.load(Ordering::Relaxed);
+        if committed == seen {
+            continue;
+        }
+        seen = committed;
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "journal checkpoint failed");
         }
     }
 }

@@ -359,3 +359,35 @@ fn prune_keeps_dead_pending_and_recent_dedup() {
         .unwrap();
     assert_eq!(dedup, 0);
 }
+
+#[test]
+fn a_journal_of_another_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    let old = Connection::open(&path).unwrap();
+    old.execute_batch("CREATE TABLE events (id TEXT PRIMARY KEY, envelope TEXT NOT NULL);")
+        .unwrap();
+    drop(old);
+    let conn = Connection::open(&path).unwrap();
+    let err = configure(&conn, true).map_err(at_path(&path)).unwrap_err();
+    let message = err
+        .to_string()
+        .replace(&path.display().to_string(), "[path]");
+    insta::assert_snapshot!(message, @"journal storage error: journal [path]: written with schema version 1, but this build reads version 2; move the file (and its -wal and -shm files) aside to start a new journal");
+    let tables: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1, "nothing was created next to the old tables");
+    assert_eq!(schema_version(&conn).unwrap(), 0);
+
+    let fresh = db();
+    configure(&fresh, false).unwrap();
+    let version: i64 = fresh
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
