@@ -231,18 +231,7 @@ async fn a_full_journal_disk_gives_503_stores_nothing_it_acknowledged_twice_and_
     );
 
     std::fs::remove_file(&filler).unwrap();
-    let mut recovered = false;
-    for i in 0..50 {
-        let id = format!("after-{i}");
-        let answer = post_custom(&daemon, &id).await;
-        if answer.status == 200 {
-            acked.insert(id);
-            recovered = true;
-            break;
-        }
-        assert_eq!(answer.status, 503, "{answer:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let recovered = recovers(&daemon, "after", 50, Duration::from_millis(200), &mut acked).await;
     assert!(
         recovered,
         "the daemon never recovered once space returned\n{}",
@@ -400,18 +389,7 @@ async fn nats_down_gives_503_and_nothing_acknowledged_is_lost_when_it_returns() 
     );
 
     proxy.restore();
-    let mut recovered = false;
-    for i in 0..100 {
-        let id = format!("back-{i}");
-        let answer = post_custom(&daemon, &id).await;
-        if answer.status == 200 {
-            acked.insert(id);
-            recovered = true;
-            break;
-        }
-        assert_eq!(answer.status, 503, "{answer:?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let recovered = recovers(&daemon, "back", 100, Duration::from_millis(300), &mut acked).await;
     assert!(
         recovered,
         "the daemon never recovered once NATS returned\n{}",
@@ -868,4 +846,26 @@ async fn unverified_handlers_need_the_explicit_opt_out() {
             "{handler}: {warned:?}"
         );
     }
+}
+
+/// Sends fresh deliveries (ids `<prefix>-<n>`) at most `tries` times, `pause` apart, until one is
+/// accepted; every other answer must be 503. Records the accepted id in `acked`.
+async fn recovers(
+    daemon: &Daemon,
+    prefix: &str,
+    tries: usize,
+    pause: Duration,
+    acked: &mut BTreeSet<String>,
+) -> bool {
+    for i in 0..tries {
+        let id = format!("{prefix}-{i}");
+        let answer = post_custom(daemon, &id).await;
+        if answer.status == 200 {
+            acked.insert(id);
+            return true;
+        }
+        assert_eq!(answer.status, 503, "{answer:?}");
+        tokio::time::sleep(pause).await;
+    }
+    false
 }
