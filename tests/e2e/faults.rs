@@ -206,24 +206,7 @@ async fn a_full_journal_disk_gives_503_stores_nothing_it_acknowledged_twice_and_
     fill(&filler, SIZE);
     // While the disk is full every answer is a 503 with Retry-After, or a 2xx for an event that
     // did get stored; at least one 503 must come.
-    let mut refused = Vec::new();
-    for i in 0..50 {
-        let id = format!("full-{i}");
-        let answer = post_custom(&daemon, &id).await;
-        match answer.status {
-            503 => {
-                assert!(answer.retry_after.is_some(), "{answer:?}");
-                refused.push(id);
-                if refused.len() == 3 {
-                    break;
-                }
-            }
-            200..=299 => {
-                acked.insert(id);
-            }
-            _ => panic!("{id}: {answer:?}\n{}", daemon.logs()),
-        }
-    }
+    let refused = refusals(&daemon, "full", 50, &mut acked).await;
     assert!(
         !refused.is_empty(),
         "a full disk never gave 503\n{}",
@@ -362,26 +345,8 @@ async fn nats_down_gives_503_and_nothing_acknowledged_is_lost_when_it_returns() 
     }
 
     proxy.cut();
-    let mut refused = Vec::new();
-    for i in 0..40 {
-        let id = format!("down-{i}");
-        let answer = post_custom(&daemon, &id).await;
-        match answer.status {
-            503 => {
-                assert!(answer.retry_after.is_some(), "{answer:?}");
-                refused.push(id);
-                if refused.len() == 3 {
-                    break;
-                }
-            }
-            // Sent before the client noticed, and acknowledged by the stream.
-            200..=299 => {
-                acked.insert(id);
-            }
-            _ => panic!("{id}: {answer:?}\n{}", daemon.logs()),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // A publish sent before the client noticed the cut may still be acknowledged by the stream.
+    let refused = refusals(&daemon, "down", 40, &mut acked).await;
     assert!(
         !refused.is_empty(),
         "NATS was cut and no 503 came\n{}",
@@ -868,4 +833,34 @@ async fn recovers(
         tokio::time::sleep(pause).await;
     }
     false
+}
+
+/// Sends fresh deliveries (ids `<prefix>-<n>`, at most `tries`) until three were refused. Every
+/// answer must be a 503 with `Retry-After` or a 2xx, whose id is recorded in `acked`. Returns the
+/// refused ids.
+async fn refusals(
+    daemon: &Daemon,
+    prefix: &str,
+    tries: usize,
+    acked: &mut BTreeSet<String>,
+) -> Vec<String> {
+    let mut refused = Vec::new();
+    for i in 0..tries {
+        let id = format!("{prefix}-{i}");
+        let answer = post_custom(daemon, &id).await;
+        match answer.status {
+            503 => {
+                assert!(answer.retry_after.is_some(), "{answer:?}");
+                refused.push(id);
+                if refused.len() == 3 {
+                    break;
+                }
+            }
+            200..=299 => {
+                acked.insert(id);
+            }
+            _ => panic!("{id}: {answer:?}\n{}", daemon.logs()),
+        }
+    }
+    refused
 }
