@@ -378,3 +378,28 @@ async fn saving_the_file_reloads_it_without_a_signal_even_by_atomic_rename() {
         daemon.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_prints_the_effective_config_redacted_or_every_error() {
+    let agent = Agent::start().await;
+    let daemon = Daemon::start(&config(&agent, ""));
+    let out = daemon.cli(&["config", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("[redacted]"), "{text}");
+    assert!(
+        !text.contains(GITHUB_SECRET) && !text.contains(CUSTOM_SECRET),
+        "a secret leaked:\n{text}"
+    );
+
+    std::fs::write(
+        &daemon.config,
+        "webhooks:\n  prot: 1\n  handlers:\n    github: {}\n",
+    )
+    .unwrap();
+    let out = daemon.cli(&["config", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("webhooks.prot"), "{text}");
+    assert!(text.contains("webhooks.handlers.github.secret"), "{text}");
+}

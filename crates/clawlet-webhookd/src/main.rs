@@ -72,7 +72,10 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config(message)) => {
-            eprintln!("{message}");
+            // `config check` has already printed its errors; the others carry theirs here.
+            if !message.is_empty() {
+                eprintln!("{message}");
+            }
             ExitCode::from(EXIT_CONFIG)
         }
         Err(Failure::Runtime(err)) => {
