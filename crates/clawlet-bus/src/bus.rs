@@ -6,10 +6,11 @@ use arc_swap::ArcSwapOption;
 use clawlet_events::Envelope;
 use tokio::sync::Notify;
 
+use crate::dispatch::Handoff;
 use crate::local::LocalStore;
 use crate::nats::NatsStore;
 use crate::spec::Routes;
-use crate::sql::{self, Finish, InsertLimits, NewEvent, Work};
+use crate::sql::{self, Claimed, Finish, Fresh, InsertLimits, NewEvent, Payload, Work};
 use crate::{
     Backend, BusError, BusOptions, Health, ListFilter, Published, ReplaySelector, StoredEvent,
 };
@@ -25,6 +26,10 @@ pub(crate) struct Shared {
     pub(crate) pending: AtomicU64,
     /// Journal transactions committed, to show that publishes are committed in groups.
     pub(crate) transactions: AtomicU64,
+    /// Where publish hands deliveries straight to the dispatcher; `None` without a dispatcher.
+    pub(crate) handoff: ArcSwapOption<Handoff>,
+    /// Set by the checkpointer when the WAL is large: the writer copies the rest between batches.
+    pub(crate) restart_wal: AtomicBool,
     /// False once the writer stopped or the NATS connection is down.
     pub(crate) alive: AtomicBool,
     /// Wakes the dispatcher when new work was committed.
@@ -83,6 +88,8 @@ impl Bus {
             routes: ArcSwapOption::empty(),
             pending: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
+            handoff: ArcSwapOption::empty(),
+            restart_wal: AtomicBool::new(false),
             alive: AtomicBool::new(true),
             notify: Notify::new(),
             max_pending: opts.max_pending,
@@ -138,32 +145,104 @@ impl Bus {
             });
         }
         match &self.inner.store {
-            Store::Local(store) => {
-                let event = NewEvent::new(envelope)?;
-                store
-                    .call(move |conn, shared| {
-                        let routes = shared.routes.load();
-                        let limits = InsertLimits {
-                            pending: &shared.pending,
-                            max_pending: shared.max_pending,
-                            dedup_window_ms: sql::dur_ms(shared.dedup_window),
-                            retry_after: FULL_RETRY_AFTER,
-                        };
-                        let published = sql::insert_event(
-                            conn,
-                            &event,
-                            routes.as_deref(),
-                            &limits,
-                            sql::now_ms(),
-                        )?;
-                        // The dispatcher's next claim queues behind this commit on the writer.
-                        shared.notify.notify_one();
-                        Ok(published)
-                    })
-                    .await
-            }
+            Store::Local(store) => self.publish_local(store, envelope).await,
             Store::Nats(store) => store.publish(envelope).await,
         }
+    }
+
+    /// Stores the event in the journal. Each agent the event is routed to and that has a free
+    /// dispatcher slot gets its delivery row written in flight, and the envelope handed to the
+    /// dispatcher right after the commit (on the writer thread, so even when the publisher
+    /// stopped waiting): no second read of the journal, no second parse. Agents without a free
+    /// slot get a pending row that the dispatcher claims later.
+    async fn publish_local(
+        &self,
+        store: &LocalStore,
+        envelope: &Envelope,
+    ) -> Result<Published, BusError> {
+        let event = NewEvent::new(envelope)?;
+        let handoff = self.inner.shared.handoff.load_full();
+        let fresh = handoff.as_ref().map(|_| {
+            Arc::new(Fresh {
+                envelope: Arc::new(envelope.clone()),
+                json: Arc::clone(&event.json),
+            })
+        });
+        store
+            .call_then(
+                move |conn, shared| {
+                    let routes = shared.routes.load();
+                    let limits = InsertLimits {
+                        pending: &shared.pending,
+                        max_pending: shared.max_pending,
+                        dedup_window_ms: sql::dur_ms(shared.dedup_window),
+                        retry_after: FULL_RETRY_AFTER,
+                    };
+                    // Slots taken so far, to give back if the insert fails half-way.
+                    let taken = std::cell::RefCell::new(Vec::new());
+                    let take = |agent: &str| {
+                        let ok = handoff.as_ref().is_some_and(|h| h.slots.try_take(agent));
+                        if ok {
+                            taken.borrow_mut().push(agent.to_owned());
+                        }
+                        ok
+                    };
+                    let inserted = sql::insert_event_taking(
+                        conn,
+                        &event,
+                        routes.as_deref(),
+                        &limits,
+                        sql::now_ms(),
+                        &take,
+                    );
+                    match inserted {
+                        Ok(inserted) => {
+                            if inserted.left_pending {
+                                // The dispatcher's next claim queues behind this commit.
+                                shared.notify.notify_one();
+                            }
+                            Ok((inserted, handoff))
+                        }
+                        Err(e) => {
+                            if let Some(h) = &handoff {
+                                for agent in taken.into_inner() {
+                                    h.slots.release(&agent);
+                                }
+                            }
+                            Err(e)
+                        }
+                    }
+                },
+                move |result, commit_error| {
+                    let (inserted, handoff) = result?;
+                    let Some(handoff) = handoff else {
+                        return match commit_error {
+                            Some(e) => Err(e.clone()),
+                            None => Ok(inserted.published),
+                        };
+                    };
+                    if let Some(e) = commit_error {
+                        for agent in &inserted.taken {
+                            handoff.slots.release(agent);
+                        }
+                        return Err(e.clone());
+                    }
+                    if let (Some(fresh), Published::Accepted { event_id }) =
+                        (fresh, &inserted.published)
+                    {
+                        for agent in inserted.taken {
+                            handoff.send(Work {
+                                event_id: event_id.clone(),
+                                agent,
+                                attempts: 0,
+                                payload: Payload::Fresh(Arc::clone(&fresh)),
+                            });
+                        }
+                    }
+                    Ok(inserted.published)
+                },
+            )
+            .await
     }
 
     /// Whether publish would be tried, and how many events are undelivered. No I/O.
@@ -285,7 +364,7 @@ impl Bus {
     pub(crate) async fn claim(
         &self,
         limit: impl Fn(&str) -> usize + Send + 'static,
-    ) -> Result<(Vec<Work>, Option<i64>), BusError> {
+    ) -> Result<Claimed, BusError> {
         self.local()?
             .call(move |conn, _| sql::claim(conn, &limit, sql::now_ms()))
             .await

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -13,7 +14,7 @@ use tracing::Instrument;
 use crate::agent::{self, Agent};
 use crate::bus::Store;
 use crate::spec::Routes;
-use crate::sql::{self, Finish, Work};
+use crate::sql::{self, Finish, Payload, Work};
 use crate::{AgentSpec, AttemptOutcome, Bus, BusError, DeliveryObserver, RetryPolicy, RouteSpec};
 
 /// Attempts for a delivery whose agent was removed by a reload: it fails visibly, then goes dead.
@@ -52,9 +53,102 @@ pub(crate) struct State {
     pub(crate) opts: DispatcherOptions,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
-    /// Claimed deliveries per agent (running or waiting for a permit), so that each claim asks
-    /// only for what the agent can take within `CLAIM_AHEAD` times its concurrency.
-    in_flight: Mutex<HashMap<String, usize>>,
+    /// Deliveries held per agent (running or waiting for a permit).
+    slots: Arc<Slots>,
+    /// Set when the last claim left due deliveries behind for want of a free slot: a finishing
+    /// delivery then wakes the claim loop.
+    backlog: AtomicBool,
+}
+
+/// Deliveries held in memory per agent, running or waiting for a permit, each agent capped at
+/// `CLAIM_AHEAD` times its concurrency. Taken by publish (a delivery handed over straight away)
+/// and by claims; given back when an attempt is recorded.
+pub(crate) struct Slots {
+    held: Mutex<HashMap<String, usize>>,
+    capacity: ArcSwap<HashMap<String, usize>>,
+}
+
+impl Slots {
+    fn new(agents: &HashMap<String, Arc<Agent>>) -> Self {
+        Self {
+            held: Mutex::new(HashMap::new()),
+            capacity: ArcSwap::from_pointee(Self::capacities(agents)),
+        }
+    }
+
+    fn capacities(agents: &HashMap<String, Arc<Agent>>) -> HashMap<String, usize> {
+        agents
+            .iter()
+            .map(|(name, a)| (name.clone(), a.spec.concurrency.saturating_mul(CLAIM_AHEAD)))
+            .collect()
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        // A poisoned map only holds counters; keep using it.
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn capacity(&self, agent: &str) -> usize {
+        self.capacity
+            .load()
+            .get(agent)
+            .copied()
+            .unwrap_or(ORPHAN_BATCH)
+    }
+
+    /// Takes one slot of `agent` when it has one free.
+    pub(crate) fn try_take(&self, agent: &str) -> bool {
+        let capacity = self.capacity(agent);
+        let mut held = self.held();
+        match held.get_mut(agent) {
+            Some(n) if *n >= capacity => false,
+            Some(n) => {
+                *n += 1;
+                true
+            }
+            None if capacity == 0 => false,
+            None => {
+                held.insert(agent.to_owned(), 1);
+                true
+            }
+        }
+    }
+
+    /// Takes one slot of `agent` for a delivery claimed within its free slots.
+    fn hold(&self, agent: &str) {
+        *self.held().entry(agent.to_owned()).or_insert(0) += 1;
+    }
+
+    /// How many slots `agent` has free.
+    fn free(&self, agent: &str) -> usize {
+        let busy = self.held().get(agent).copied().unwrap_or(0);
+        self.capacity(agent).saturating_sub(busy)
+    }
+
+    pub(crate) fn release(&self, agent: &str) {
+        if let Some(n) = self.held().get_mut(agent) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// Where publish hands over deliveries whose slot it took.
+pub(crate) struct Handoff {
+    pub(crate) slots: Arc<Slots>,
+    tx: tokio::sync::mpsc::UnboundedSender<Work>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl Handoff {
+    /// Passes `work` to the dispatcher. If it has stopped, the row stays in flight in the journal
+    /// and is due again at the next start.
+    pub(crate) fn send(&self, work: Work) {
+        if self.tx.send(work).is_ok() {
+            self.notify.notify_one();
+        }
+    }
 }
 
 /// Delivers stored events to agents, with retries, backoff, dead letters and per-agent limits.
@@ -112,7 +206,7 @@ impl Dispatcher {
         let client = reqwest::Client::builder().build().map_err(|e| {
             BusError::Config(format!("cannot build the HTTP client for agents: {e}"))
         })?;
-        bus.set_routes(routes);
+        let slots = Arc::new(Slots::new(&agents));
         let state = Arc::new(State {
             bus,
             agents: ArcSwap::from_pointee(agents),
@@ -121,11 +215,25 @@ impl Dispatcher {
             opts,
             shutdown,
             tracker: TaskTracker::new(),
-            in_flight: Mutex::new(HashMap::new()),
+            slots: Arc::clone(&slots),
+            backlog: AtomicBool::new(false),
         });
         let main = match state.bus.store() {
-            Store::Local(_) => tokio::spawn(run_local(Arc::clone(&state))),
-            Store::Nats(_) => tokio::spawn(crate::nats::run(Arc::clone(&state))),
+            Store::Local(_) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let notify = Arc::new(tokio::sync::Notify::new());
+                state.bus.shared().handoff.store(Some(Arc::new(Handoff {
+                    slots,
+                    tx,
+                    notify: Arc::clone(&notify),
+                })));
+                state.bus.set_routes(routes);
+                tokio::spawn(run_local(Arc::clone(&state), rx, notify))
+            }
+            Store::Nats(_) => {
+                state.bus.set_routes(routes);
+                tokio::spawn(crate::nats::run(Arc::clone(&state)))
+            }
         };
         Ok(Dispatcher { state, main })
     }
@@ -136,6 +244,10 @@ impl Dispatcher {
         let routes = Routes::new(routes, &agents)?;
         let agents = build_agents(agents)?;
         // Agents first, so that no event is routed to an agent the dispatcher does not know yet.
+        self.state
+            .slots
+            .capacity
+            .store(Arc::new(Slots::capacities(&agents)));
         self.state.agents.store(Arc::new(agents));
         self.state.bus.set_routes(routes);
         self.state.bus.shared().notify.notify_one();
@@ -168,6 +280,14 @@ pub(crate) struct Attempted {
 }
 
 impl Attempted {
+    /// No attempt: the delivery cannot be made at all.
+    pub(crate) fn dead(error: String) -> Self {
+        Self {
+            decision: Decision::Dead { error },
+            report: None,
+        }
+    }
+
     pub(crate) fn report(&self, state: &State, agent: &str) {
         if let Some((outcome, latency)) = self.report {
             state.observer.attempt(agent, outcome, latency);
@@ -183,6 +303,7 @@ impl Attempted {
 pub(crate) async fn attempt_once(
     state: &State,
     agent_name: &str,
+    envelope: &Envelope,
     json: &str,
     attempts: u32,
 ) -> Attempted {
@@ -191,16 +312,9 @@ pub(crate) async fn attempt_once(
     let max = agent
         .as_ref()
         .map_or(ORPHAN_MAX_ATTEMPTS, |a| a.spec.max_attempts);
-    let (result, report) = match (&agent, serde_json::from_str::<Envelope>(json)) {
-        (_, Err(e)) => {
-            let error = format!("unreadable envelope: {e}");
-            return Attempted {
-                decision: Decision::Dead { error },
-                report: None,
-            };
-        }
-        (None, Ok(_)) => (Err(format!("agent {agent_name} is not configured")), None),
-        (Some(agent), Ok(envelope)) => {
+    let (result, report) = match &agent {
+        None => (Err(format!("agent {agent_name} is not configured")), None),
+        Some(agent) => {
             let span = tracing::info_span!(
                 "deliver",
                 agent = %agent_name,
@@ -211,7 +325,7 @@ pub(crate) async fn attempt_once(
                 let traceparent = state.observer.traceparent();
                 let started = Instant::now();
                 let result =
-                    agent::attempt(agent, &state.client, &envelope, json, traceparent).await;
+                    agent::attempt(agent, &state.client, envelope, json, traceparent).await;
                 let outcome = result
                     .as_ref()
                     .map_or_else(|e| e.outcome, |()| AttemptOutcome::Delivered);
@@ -240,60 +354,73 @@ pub(crate) async fn attempt_once(
 }
 
 impl State {
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        // A poisoned map only holds counters; keep using it.
-        self.in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// How many more deliveries `agent` can take now.
     fn free_slots(&self) -> impl Fn(&str) -> usize + Send + 'static {
-        let agents = self.agents.load_full();
-        let in_flight = self.in_flight().clone();
-        move |agent| {
-            let busy = in_flight.get(agent).copied().unwrap_or(0);
-            let capacity = agents.get(agent).map_or(ORPHAN_BATCH, |a| {
-                a.spec.concurrency.saturating_mul(CLAIM_AHEAD)
-            });
-            capacity.saturating_sub(busy)
-        }
+        let slots = Arc::clone(&self.slots);
+        move |agent| slots.free(agent)
     }
 }
 
-async fn run_local(state: Arc<State>) {
+async fn run_local(
+    state: Arc<State>,
+    mut handed: tokio::sync::mpsc::UnboundedReceiver<Work>,
+    handed_notify: Arc<tokio::sync::Notify>,
+) {
     if let Err(e) = state.bus.route_unrouted().await {
         tracing::error!(error = %e, "cannot route events stored before the dispatcher started");
     }
     let shared = Arc::clone(state.bus.shared());
     let poll = state.opts.poll_interval;
+    let mut claim_now = true;
+    let mut wait = poll;
     loop {
-        // Deliveries due now but not claimed belong to busy agents; a finishing delivery wakes
-        // the loop for them.
-        let wait = match state.bus.claim(state.free_slots()).await {
-            Ok((work, next_due)) => {
-                for item in work {
-                    *state.in_flight().entry(item.agent.clone()).or_insert(0) += 1;
-                    state.tracker.spawn(deliver_local(Arc::clone(&state), item));
+        // Deliveries publish handed over (their slots already taken, their rows in flight).
+        while let Ok(work) = handed.try_recv() {
+            state.tracker.spawn(deliver_local(Arc::clone(&state), work));
+        }
+        if claim_now {
+            // Deliveries due now but not claimed belong to busy agents; a finishing delivery
+            // wakes the loop for them.
+            let free = state.free_slots();
+            wait = match state.bus.claim(move |agent| free(agent)).await {
+                Ok(claimed) => {
+                    state.backlog.store(claimed.more, Ordering::Relaxed);
+                    for item in claimed.work {
+                        state.slots.hold(&item.agent);
+                        state.tracker.spawn(deliver_local(Arc::clone(&state), item));
+                    }
+                    claimed.next_due.map_or(poll, |due| {
+                        Duration::from_millis(u64::try_from(due - sql::now_ms()).unwrap_or(0))
+                            .min(poll)
+                    })
                 }
-                next_due.map_or(poll, |due| {
-                    Duration::from_millis(u64::try_from(due - sql::now_ms()).unwrap_or(0)).min(poll)
-                })
-            }
-            Err(BusError::Closed) => {
-                tracing::error!("the journal writer stopped; the dispatcher stops");
-                break;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim deliveries");
-                poll
-            }
-        };
+                Err(BusError::Closed) => {
+                    tracing::error!("the journal writer stopped; the dispatcher stops");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim deliveries");
+                    poll
+                }
+            };
+        }
+        let started = Instant::now();
         tokio::select! {
             () = state.shutdown.cancelled() => break,
-            () = shared.notify.notified() => {}
-            () = tokio::time::sleep(wait) => {}
+            () = handed_notify.notified() => {
+                // Handed-over work needs no claim; the timer keeps running.
+                claim_now = false;
+                wait = wait.saturating_sub(started.elapsed());
+            }
+            () = shared.notify.notified() => claim_now = true,
+            () = tokio::time::sleep(wait) => claim_now = true,
         }
+    }
+    // Handed over but not started: back to pending, so that a restart (or this journal's next
+    // dispatcher) delivers them.
+    handed.close();
+    while let Ok(work) = handed.try_recv() {
+        finish(&state, work.event_id, work.agent, Finish::Release).await;
     }
 }
 
@@ -316,7 +443,23 @@ async fn deliver_local(state: Arc<State>, work: Work) {
         },
         None => None,
     };
-    let attempted = attempt_once(&state, &work.agent, &work.envelope_json, work.attempts).await;
+    let parsed;
+    let (envelope, json) = match &work.payload {
+        Payload::Fresh(f) => (&*f.envelope, &*f.json),
+        Payload::Stored(json) => match serde_json::from_str::<Envelope>(json) {
+            Ok(envelope) => {
+                parsed = envelope;
+                (&parsed, json.as_str())
+            }
+            Err(e) => {
+                let error = format!("unreadable envelope: {e}");
+                drop(permit);
+                finish(&state, work.event_id, work.agent, Finish::Dead { error }).await;
+                return;
+            }
+        },
+    };
+    let attempted = attempt_once(&state, &work.agent, envelope, json, work.attempts).await;
     drop(permit);
     let outcome = match &attempted.decision {
         Decision::Delivered => Finish::Delivered,
@@ -333,7 +476,16 @@ async fn deliver_local(state: Arc<State>, work: Work) {
     attempted.report(&state, &agent);
 }
 
+enum OutcomeKind {
+    Pending,
+    Done,
+}
+
 async fn finish(state: &State, event_id: String, agent: String, outcome: Finish) {
+    let outcome_kind = match outcome {
+        Finish::Retry { .. } | Finish::Release => OutcomeKind::Pending,
+        Finish::Delivered | Finish::Dead { .. } => OutcomeKind::Done,
+    };
     if let Err(e) = state
         .bus
         .finish(event_id.clone(), agent.clone(), outcome)
@@ -342,8 +494,11 @@ async fn finish(state: &State, event_id: String, agent: String, outcome: Finish)
         // The row stays in flight; it is retried when the daemon restarts.
         tracing::error!(error = %e, %event_id, %agent, "cannot record a delivery result");
     }
-    if let Some(n) = state.in_flight().get_mut(&agent) {
-        *n = n.saturating_sub(1);
+    state.slots.release(&agent);
+    // A retry or a release leaves a pending row whose due time the claim loop must learn; a
+    // delivered or dead one matters only when due deliveries wait for this agent's slot.
+    let pending_again = matches!(outcome_kind, OutcomeKind::Pending);
+    if pending_again || state.backlog.load(Ordering::Relaxed) {
+        state.bus.shared().notify.notify_one();
     }
-    state.bus.shared().notify.notify_one();
 }

@@ -25,6 +25,13 @@ const MAX_BATCH: usize = 1024;
 /// How often the checkpointer copies committed WAL frames back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// WAL frames (pages) beyond which the checkpointer makes the WAL start over: about 32 MiB.
+const RESTART_FRAMES: i64 = 8192;
+
+/// Frames appended during one checkpoint pass below which the writer is asked to copy the rest
+/// itself (a pause of a few milliseconds, plus the database file's fsync).
+const HANDOVER_FRAMES: i64 = 512;
+
 pub(crate) struct LocalStore {
     jobs: mpsc::Sender<Job>,
 }
@@ -98,6 +105,23 @@ impl LocalStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &Shared) -> Result<T, BusError> + Send + 'static,
     {
+        self.call_then(f, |result, commit_error| match commit_error {
+            Some(e) => Err(e.clone()),
+            None => result,
+        })
+        .await
+    }
+
+    /// Runs `f` in the writer's next transaction; once the commit's outcome is known (`None` for
+    /// committed), `then` turns `f`'s result into the caller's answer, on the writer thread. What
+    /// must happen only after a commit goes there: it runs even when the caller stopped waiting.
+    pub(crate) async fn call_then<U, T, F, C>(&self, f: F, then: C) -> Result<T, BusError>
+    where
+        U: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Shared) -> Result<U, BusError> + Send + 'static,
+        C: FnOnce(Result<U, BusError>, Option<&BusError>) -> Result<T, BusError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
             let result = match ctx {
@@ -105,11 +129,7 @@ impl LocalStore {
                 None => Err(BusError::Closed),
             };
             Box::new(move |commit_error: Option<&BusError>| {
-                let result = match commit_error {
-                    Some(e) => Err(e.clone()),
-                    None => result,
-                };
-                let _ = tx.send(result);
+                let _ = tx.send(then(result, commit_error));
             })
         });
         self.jobs.send(job).map_err(|_| BusError::Closed)?;
@@ -141,6 +161,7 @@ fn writer(mut conn: Connection, rx: &mpsc::Receiver<Job>, shared: &Shared) {
             last_maintenance = Instant::now();
             maintenance(&mut conn, shared);
         }
+        finish_checkpoint(&conn, shared);
         let Some(first) = first else { continue };
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -190,19 +211,59 @@ fn writer(mut conn: Connection, rx: &mpsc::Receiver<Job>, shared: &Shared) {
 /// appending; SQLite starts the WAL over once it was copied completely.
 fn checkpointer(conn: &Connection, stop: &mpsc::Receiver<()>, shared: &Shared) {
     let mut seen = shared.transactions.load(Ordering::Relaxed);
+    let mut hurry = false;
+    // WAL frames at the previous pass: their difference is what was appended during that pass.
+    let mut last_frames = 0;
     loop {
-        match stop.recv_timeout(CHECKPOINT_EVERY) {
+        let wait = if hurry {
+            Duration::ZERO
+        } else {
+            CHECKPOINT_EVERY
+        };
+        match stop.recv_timeout(wait) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
+        let hurry_was = std::mem::take(&mut hurry);
         let committed = shared.transactions.load(Ordering::Relaxed);
         if committed == seen {
             continue;
         }
         seen = committed;
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "journal checkpoint failed");
+        // (busy, frames in the WAL, frames copied back)
+        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match passive {
+            // Under steady load new frames arrive while a passive checkpoint copies, so the WAL
+            // is never found fully copied and never starts over: it would grow without end, and
+            // every commit would pay for extending a file (fresh blocks, zeroed pages). Once it
+            // is large, passes follow each other without a pause until one finds that few frames
+            // were appended during the pass before it (so few are left uncopied), and the writer
+            // is asked to copy those itself between two batches, so that its next commit writes
+            // from the start of the file again.
+            Ok((frames, _)) if frames >= RESTART_FRAMES => {
+                let appended = frames - last_frames;
+                last_frames = frames;
+                if hurry_was && appended <= HANDOVER_FRAMES {
+                    shared.restart_wal.store(true, Ordering::Relaxed);
+                } else {
+                    hurry = true;
+                }
+            }
+            Ok((frames, _)) => last_frames = frames,
+            Err(e) => tracing::warn!(error = %e, "journal checkpoint failed"),
         }
+    }
+}
+
+/// Run by the writer between batches when the checkpointer asks: nothing is appended meanwhile, so
+/// this passive checkpoint copies the WAL completely and the next transaction starts it over.
+fn finish_checkpoint(conn: &Connection, shared: &Shared) {
+    if shared.restart_wal.swap(false, Ordering::Relaxed)
+        && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+    {
+        tracing::warn!(error = %e, "journal checkpoint failed");
     }
 }
 

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Shared;
-use crate::dispatch::{Decision, State, attempt_once};
+use crate::dispatch::{Attempted, Decision, State, attempt_once};
 use crate::{BusError, Published};
 
 /// What a client is told to wait when NATS is unreachable.
@@ -324,7 +324,8 @@ async fn handle(
     message: jetstream::Message,
 ) {
     let json = String::from_utf8_lossy(&message.payload).into_owned();
-    let routed = match serde_json::from_str::<Envelope>(&json) {
+    let parsed = serde_json::from_str::<Envelope>(&json);
+    let routed = match &parsed {
         Ok(env) => state.bus.shared().routes.load().as_ref().is_some_and(|r| {
             r.agents_for(&env.handler, &env.event_type)
                 .iter()
@@ -341,7 +342,10 @@ async fn handle(
     let attempts = message.info().map_or(0, |i| {
         u32::try_from(i.delivered.saturating_sub(1)).unwrap_or(u32::MAX)
     });
-    let attempted = attempt_once(state, agent, &json, attempts).await;
+    let attempted = match &parsed {
+        Ok(envelope) => attempt_once(state, agent, envelope, &json, attempts).await,
+        Err(e) => Attempted::dead(format!("unreadable envelope: {e}")),
+    };
     let acked = match &attempted.decision {
         Decision::Delivered => message.ack().await,
         Decision::Retry { after, .. } => message.ack_with(AckKind::Nak(Some(*after))).await,

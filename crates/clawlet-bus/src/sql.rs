@@ -1,6 +1,7 @@
 //! The journal's schema and every statement run against it, shared by the bus's writer thread and
 //! by [`crate::Journal`] (the CLI, in another process).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -223,7 +224,8 @@ pub(crate) struct NewEvent {
     pub(crate) event_type: String,
     pub(crate) delivery_id: String,
     pub(crate) received_at: i64,
-    pub(crate) json: String,
+    /// The envelope's JSON, shared with deliveries handed straight to the dispatcher.
+    pub(crate) json: Arc<str>,
 }
 
 impl NewEvent {
@@ -237,7 +239,7 @@ impl NewEvent {
             event_type: envelope.event_type.clone(),
             delivery_id: envelope.delivery_id.clone(),
             received_at: to_ms(envelope.received_at),
-            json,
+            json: json.into(),
         })
     }
 }
@@ -249,8 +251,19 @@ pub(crate) struct InsertLimits<'a> {
     pub(crate) retry_after: Duration,
 }
 
+/// What [`insert_event`] stored.
+#[derive(Debug)]
+pub(crate) struct Inserted {
+    pub(crate) published: Published,
+    /// The agents whose delivery row was written in flight, for the caller to hand over.
+    pub(crate) taken: Vec<String>,
+    /// Whether a delivery row was left pending for the dispatcher to claim.
+    pub(crate) left_pending: bool,
+}
+
 /// Dedups and stores one event with a delivery row per agent its routes name (`routes` is `None`
 /// until a dispatcher registered routes; such events are routed when it starts).
+#[cfg(test)]
 pub(crate) fn insert_event(
     conn: &Connection,
     ev: &NewEvent,
@@ -258,6 +271,19 @@ pub(crate) fn insert_event(
     limits: &InsertLimits<'_>,
     now: i64,
 ) -> Result<Published, BusError> {
+    insert_event_taking(conn, ev, routes, limits, now, &|_| false).map(|i| i.published)
+}
+
+/// [`insert_event`], writing the delivery row of each agent for which `take` says yes (it reserved
+/// a dispatcher slot) in flight, so that the dispatcher gets the event without reading it back.
+pub(crate) fn insert_event_taking(
+    conn: &Connection,
+    ev: &NewEvent,
+    routes: Option<&Routes>,
+    limits: &InsertLimits<'_>,
+    now: i64,
+    take: &dyn Fn(&str) -> bool,
+) -> Result<Inserted, BusError> {
     let seen: Option<(String, i64)> = conn
         .prepare_cached(
             "SELECT event_id, first_seen FROM dedup WHERE handler = ?1 AND delivery_id = ?2",
@@ -269,7 +295,11 @@ pub(crate) fn insert_event(
     if let Some((event_id, first_seen)) = seen
         && first_seen >= now.saturating_sub(limits.dedup_window_ms)
     {
-        return Ok(Published::Duplicate { event_id });
+        return Ok(Inserted {
+            published: Published::Duplicate { event_id },
+            taken: Vec::new(),
+            left_pending: false,
+        });
     }
     if limits.pending.load(Ordering::Relaxed) >= limits.max_pending {
         return Err(BusError::Full {
@@ -301,12 +331,24 @@ pub(crate) fn insert_event(
         "INSERT OR REPLACE INTO dedup (handler, delivery_id, event_id, first_seen) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![ev.handler, ev.delivery_id, ev.id, now])?;
-    for agent in agents.iter().flatten() {
-        insert_delivery(conn, &ev.id, agent, now)?;
+    let mut taken = Vec::new();
+    let mut left_pending = false;
+    for agent in agents.into_iter().flatten() {
+        if take(&agent) {
+            insert_delivery(conn, &ev.id, &agent, INFLIGHT, now)?;
+            taken.push(agent);
+        } else {
+            insert_delivery(conn, &ev.id, &agent, "pending", now)?;
+            left_pending = true;
+        }
     }
     adjust(Some(limits.pending), None, state);
-    Ok(Published::Accepted {
-        event_id: ev.id.clone(),
+    Ok(Inserted {
+        published: Published::Accepted {
+            event_id: ev.id.clone(),
+        },
+        taken,
+        left_pending,
     })
 }
 
@@ -314,13 +356,14 @@ fn insert_delivery(
     conn: &Connection,
     event_id: &str,
     agent: &str,
+    status: &str,
     now: i64,
 ) -> Result<(), BusError> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO deliveries (event_id, agent, status, attempts, next_attempt_at, updated_at)
-         VALUES (?1, ?2, 'pending', 0, ?3, ?3)",
+         VALUES (?1, ?2, ?3, 0, ?4, ?4)",
     )?
-    .execute(params![event_id, agent, now])?;
+    .execute(params![event_id, agent, status, now])?;
     Ok(())
 }
 
@@ -337,7 +380,7 @@ pub(crate) fn route_unrouted(
         .collect::<Result<_, _>>()?;
     for (id, handler, event_type) in &rows {
         for agent in routes.agents_for(handler, event_type) {
-            insert_delivery(conn, id, &agent, now)?;
+            insert_delivery(conn, id, &agent, "pending", now)?;
         }
         conn.prepare_cached("UPDATE events SET routed = 1 WHERE id = ?1")?
             .execute([id])?;
@@ -346,23 +389,48 @@ pub(crate) fn route_unrouted(
     Ok(rows.len() as u64)
 }
 
+/// The event a delivery carries: read back from the journal, or handed over by publish.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// The stored JSON, parsed when the delivery is attempted.
+    Stored(String),
+    /// The envelope as published, with its stored JSON.
+    Fresh(Arc<Fresh>),
+}
+
+/// An envelope published by this process, shared by its deliveries.
+#[derive(Debug)]
+pub(crate) struct Fresh {
+    pub(crate) envelope: Arc<Envelope>,
+    pub(crate) json: Arc<str>,
+}
+
 /// A delivery handed to the dispatcher.
 #[derive(Debug)]
 pub(crate) struct Work {
     pub(crate) event_id: String,
     pub(crate) agent: String,
     pub(crate) attempts: u32,
-    pub(crate) envelope_json: String,
+    pub(crate) payload: Payload,
+}
+
+/// What [`claim`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Claimed {
+    pub(crate) work: Vec<Work>,
+    /// When the next not-yet-due delivery is due (unix ms).
+    pub(crate) next_due: Option<i64>,
+    /// Whether due deliveries were left because an agent had no free slot.
+    pub(crate) more: bool,
 }
 
 /// Marks due deliveries in flight and returns them: for each agent at most `limit(agent)` (its
-/// free concurrency, so that a slow agent cannot hold up the others). Also returns when the next
-/// not-yet-due delivery is due (unix ms).
+/// free concurrency, so that a slow agent cannot hold up the others).
 pub(crate) fn claim(
     conn: &Connection,
     limit: &dyn Fn(&str) -> usize,
     now: i64,
-) -> Result<(Vec<Work>, Option<i64>), BusError> {
+) -> Result<Claimed, BusError> {
     // The agents with pending rows, one index seek each (a skip scan): `SELECT DISTINCT` would
     // read every pending row on each claim. Rows not yet due are filtered per agent below.
     let due_agents: Vec<String> = conn
@@ -384,11 +452,14 @@ pub(crate) fn claim(
          WHERE d.agent = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2
          ORDER BY d.next_attempt_at LIMIT ?3",
     )?;
+    let mut more = false;
     for agent in &due_agents {
         let n = limit(agent);
         if n == 0 {
+            more = true;
             continue;
         }
+        let before = work.len();
         let rows = select.query_map(
             params![agent, now, i64::try_from(n).unwrap_or(i64::MAX)],
             |r| {
@@ -396,13 +467,15 @@ pub(crate) fn claim(
                     event_id: r.get(0)?,
                     agent: r.get(1)?,
                     attempts: r.get(2)?,
-                    envelope_json: r.get(3)?,
+                    payload: Payload::Stored(r.get(3)?),
                 })
             },
         )?;
         for row in rows {
             work.push(row?);
         }
+        // A full batch may have left due rows behind.
+        more |= work.len() - before == n;
     }
     // Marked after reading, so that no row changes under the index scan that found it.
     let mut update = conn.prepare_cached(
@@ -416,7 +489,11 @@ pub(crate) fn claim(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at > ?1",
         )?
         .query_row([now], |r| r.get(0))?;
-    Ok((work, next))
+    Ok(Claimed {
+        work,
+        next_due: next,
+        more,
+    })
 }
 
 /// How an attempt ends for the journal.
@@ -543,7 +620,7 @@ pub(crate) fn prune(
 ) -> Result<u64, BusError> {
     let n = delete_events(
         conn,
-        "state = 'delivered' AND received_at < ?1",
+        "state = 'delivered' AND received_at <= ?1",
         now.saturating_sub(dur_ms(retention)),
     )?;
     conn.execute(

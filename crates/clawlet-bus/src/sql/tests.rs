@@ -40,7 +40,8 @@ fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent 
         received_at,
         json: format!(
             r#"{{"id":"{id}","handler":"{handler}","source":"github","type":"push","action":null,"delivery_id":"{delivery}","received_at":"2026-01-01T00:00:00Z","summary":"s","headers":{{}},"payload":{{}}}}"#
-        ),
+        )
+        .into(),
     }
 }
 
@@ -153,7 +154,7 @@ fn event_state_follows_its_deliveries() {
         0,
     );
     assert_eq!(pending.load(Ordering::Relaxed), 1);
-    let (work, _) = claim(&conn, &all, 0).unwrap();
+    let Claimed { work, .. } = claim(&conn, &all, 0).unwrap();
     assert_eq!(
         work.iter().map(|w| w.agent.as_str()).collect::<Vec<_>>(),
         ["a", "b"]
@@ -207,7 +208,7 @@ fn event_state_follows_its_deliveries() {
     );
     assert_eq!(state(&conn, "e1"), "pending");
     assert_eq!(pending.load(Ordering::Relaxed), 1);
-    let (work, _) = claim(&conn, &all, 20).unwrap();
+    let Claimed { work, .. } = claim(&conn, &all, 20).unwrap();
     assert_eq!(work.len(), 1, "only the dead delivery is replayed");
     assert_eq!((work[0].agent.as_str(), work[0].attempts), ("b", 0));
 }
@@ -227,10 +228,10 @@ fn claim_respects_per_agent_limits_and_due_times() {
         );
     }
     let limit = |agent: &str| if agent == "slow" { 1 } else { 5 };
-    let (work, _) = claim(&conn, &limit, 100).unwrap();
+    let Claimed { work, .. } = claim(&conn, &limit, 100).unwrap();
     let count = |name: &str| work.iter().filter(|w| w.agent == name).count();
     assert_eq!((count("slow"), count("fast")), (1, 3));
-    let (again, _) = claim(&conn, &all, 100).unwrap();
+    let Claimed { work: again, .. } = claim(&conn, &all, 100).unwrap();
     assert_eq!(again.len(), 2, "claimed rows are not handed out twice");
     finish(
         &conn,
@@ -244,10 +245,14 @@ fn claim_respects_per_agent_limits_and_due_times() {
         100,
     )
     .unwrap();
-    let (none, next) = claim(&conn, &all, 100).unwrap();
+    let Claimed {
+        work: none,
+        next_due: next,
+        ..
+    } = claim(&conn, &all, 100).unwrap();
     assert!(none.is_empty());
     assert_eq!(next, Some(500));
-    let (due, _) = claim(&conn, &all, 500).unwrap();
+    let Claimed { work: due, .. } = claim(&conn, &all, 500).unwrap();
     assert_eq!(due.len(), 1);
 }
 
@@ -262,10 +267,10 @@ fn interrupted_deliveries_are_due_again_after_restart() {
         Some(&routes(&["a"])),
         0,
     );
-    assert_eq!(claim(&conn, &all, 0).unwrap().0.len(), 1);
-    assert_eq!(claim(&conn, &all, 0).unwrap().0.len(), 0);
+    assert_eq!(claim(&conn, &all, 0).unwrap().work.len(), 1);
+    assert_eq!(claim(&conn, &all, 0).unwrap().work.len(), 0);
     assert_eq!(reset_inflight(&conn).unwrap(), 1);
-    assert_eq!(claim(&conn, &all, 0).unwrap().0.len(), 1);
+    assert_eq!(claim(&conn, &all, 0).unwrap().work.len(), 1);
 }
 
 #[test]
@@ -274,7 +279,7 @@ fn unrouted_events_wait_for_routes() {
     let pending = AtomicU64::new(0);
     insert(&conn, &pending, &event("e1", "github", "d1", 0), None, 0);
     insert(&conn, &pending, &event("e2", "stripe", "d2", 0), None, 0);
-    assert_eq!(claim(&conn, &all, 0).unwrap().0.len(), 0);
+    assert_eq!(claim(&conn, &all, 0).unwrap().work.len(), 0);
     let specs = [AgentSpec::new("gh", AgentKind::Log)];
     let r = Routes::new(
         vec![RouteSpec {
