@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 
 use crate::dispatch::Handoff;
 use crate::local::LocalStore;
+use crate::mem::MemStore;
 use crate::nats::NatsStore;
 use crate::spec::Routes;
 use crate::sql::{self, Claimed, Finish, Fresh, InsertLimits, NewEvent, Payload, Work};
@@ -40,7 +41,10 @@ pub(crate) struct Shared {
 }
 
 pub(crate) enum Store {
+    /// The SQLite journal.
     Local(LocalStore),
+    /// Plain maps in this process.
+    Memory(MemStore),
     Nats(Box<NatsStore>),
 }
 
@@ -78,8 +82,7 @@ impl Bus {
     pub async fn open(opts: BusOptions) -> Result<Bus, BusError> {
         // The memory backend is for development and tests; keeping every delivered payload in RAM
         // for the retention period (a week by default) would grow without bound under load, so it
-        // forgets delivered events at the next maintenance pass (about a second). Dedup entries
-        // still last the whole dedup window.
+        // forgets an event once it is delivered. Dedup entries still last the whole dedup window.
         let retention = match opts.backend {
             Backend::Memory => Duration::ZERO,
             _ => opts.retention,
@@ -100,15 +103,12 @@ impl Bus {
         let store = match opts.backend {
             Backend::Sqlite { path } => {
                 let shared = Arc::clone(&shared);
-                let store =
-                    tokio::task::spawn_blocking(move || LocalStore::open(Some(&path), shared))
-                        .await
-                        .map_err(|e| {
-                            BusError::Storage(format!("journal open task failed: {e}"))
-                        })??;
+                let store = tokio::task::spawn_blocking(move || LocalStore::open(&path, shared))
+                    .await
+                    .map_err(|e| BusError::Storage(format!("journal open task failed: {e}")))??;
                 Store::Local(store)
             }
-            Backend::Memory => Store::Local(LocalStore::open(None, Arc::clone(&shared))?),
+            Backend::Memory => Store::Memory(MemStore::default()),
             Backend::Nats {
                 url,
                 stream,
@@ -132,7 +132,7 @@ impl Bus {
         let shared = &self.inner.shared;
         if !shared.alive.load(Ordering::Relaxed) {
             return Err(match &self.inner.store {
-                Store::Local(_) => BusError::Closed,
+                Store::Local(_) | Store::Memory(_) => BusError::Closed,
                 Store::Nats(_) => BusError::Unavailable {
                     retry_after: crate::nats::RETRY_AFTER,
                     reason: "not connected to NATS".to_owned(),
@@ -146,6 +146,7 @@ impl Bus {
         }
         match &self.inner.store {
             Store::Local(store) => self.publish_local(store, envelope).await,
+            Store::Memory(store) => self.publish_memory(store, envelope),
             Store::Nats(store) => store.publish(envelope).await,
         }
     }
@@ -245,6 +246,36 @@ impl Bus {
             .await
     }
 
+    /// [`Bus::publish_local`] for the memory backend: the same handover, with nothing to commit.
+    fn publish_memory(&self, store: &MemStore, envelope: &Envelope) -> Result<Published, BusError> {
+        let shared = &self.inner.shared;
+        let event = NewEvent::new(envelope)?;
+        let fresh = Arc::new(Fresh {
+            envelope: Arc::new(envelope.clone()),
+            json: event.json,
+        });
+        let handoff = shared.handoff.load();
+        let take = |agent: &str| handoff.as_ref().is_some_and(|h| h.slots.try_take(agent));
+        let routes = shared.routes.load();
+        let inserted = store.insert(shared, &fresh, routes.as_deref(), sql::now_ms(), &take)?;
+        if inserted.left_pending {
+            shared.notify.notify_one();
+        }
+        if let (Some(handoff), Published::Accepted { event_id }) =
+            (handoff.as_ref(), &inserted.published)
+        {
+            for agent in inserted.taken {
+                handoff.send(Work {
+                    event_id: event_id.clone(),
+                    agent,
+                    attempts: 0,
+                    payload: Payload::Fresh(Arc::clone(&fresh)),
+                });
+            }
+        }
+        Ok(inserted.published)
+    }
+
     /// Whether publish would be tried, and how many events are undelivered. No I/O.
     pub fn health(&self) -> Health {
         let shared = &self.inner.shared;
@@ -273,20 +304,28 @@ impl Bus {
     }
 
     /// Sends the selected events to their agents again, through this process (so a running
-    /// dispatcher starts at once). Returns how many events were requeued.
+    /// dispatcher starts at once). Returns how many events were requeued. The memory backend
+    /// forgets delivered events, so only pending and dead ones can be replayed there.
     pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, BusError> {
-        let store = self.local()?;
-        store
-            .call(move |conn, shared| {
-                let n = sql::replay(conn, &selector, Some(&shared.pending), sql::now_ms())?;
-                shared.notify.notify_one();
-                Ok(n)
-            })
-            .await
+        let n = match &self.inner.store {
+            Store::Memory(store) => store.replay(&self.inner.shared, &selector, sql::now_ms()),
+            _ => {
+                self.local()?
+                    .call(move |conn, shared| {
+                        sql::replay(conn, &selector, Some(&shared.pending), sql::now_ms())
+                    })
+                    .await?
+            }
+        };
+        self.inner.shared.notify.notify_one();
+        Ok(n)
     }
 
     /// The journal's events, newest first (sqlite, memory).
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<StoredEvent>, BusError> {
+        if let Store::Memory(store) = &self.inner.store {
+            return Ok(store.list(&filter, sql::now_ms()));
+        }
         self.local()?
             .call(move |conn, _| sql::list(conn, &filter, sql::now_ms()))
             .await
@@ -294,6 +333,9 @@ impl Bus {
 
     /// One event of the journal (sqlite, memory).
     pub async fn show(&self, id: &str) -> Result<Option<StoredEvent>, BusError> {
+        if let Store::Memory(store) = &self.inner.store {
+            return Ok(store.show(id));
+        }
         let id = id.to_owned();
         self.local()?
             .call(move |conn, _| sql::show(conn, &id))
@@ -303,6 +345,9 @@ impl Bus {
     /// Applies retention now (it also runs periodically): prunes delivered events older than
     /// `retention` and dedup entries older than `dedup_window`. Returns the events pruned.
     pub async fn prune(&self) -> Result<u64, BusError> {
+        if let Store::Memory(store) = &self.inner.store {
+            return Ok(store.prune(&self.inner.shared, sql::now_ms()));
+        }
         self.local()?
             .call(|conn, shared| {
                 let n = sql::prune(conn, shared.retention, shared.dedup_window, sql::now_ms())?;
@@ -317,7 +362,7 @@ impl Bus {
     fn local(&self) -> Result<&LocalStore, BusError> {
         match &self.inner.store {
             Store::Local(store) => Ok(store),
-            Store::Nats(_) => Err(BusError::Unsupported {
+            Store::Memory(_) | Store::Nats(_) => Err(BusError::Unsupported {
                 backend: self.inner.backend,
             }),
         }
@@ -338,33 +383,35 @@ impl Bus {
 
     /// Routes the events stored before any routes were registered.
     pub(crate) async fn route_unrouted(&self) -> Result<u64, BusError> {
-        let Store::Local(store) = &self.inner.store else {
-            return Ok(0);
+        let shared = &self.inner.shared;
+        let n = match &self.inner.store {
+            Store::Nats(_) => return Ok(0),
+            Store::Memory(store) => match shared.routes.load_full() {
+                Some(routes) => store.route_unrouted(shared, &routes, sql::now_ms()),
+                None => 0,
+            },
+            Store::Local(store) => {
+                store
+                    .call(|conn, shared| match shared.routes.load_full() {
+                        Some(routes) => {
+                            sql::route_unrouted(conn, &routes, Some(&shared.pending), sql::now_ms())
+                        }
+                        None => Ok(0),
+                    })
+                    .await?
+            }
         };
-        store
-            .call(|conn, shared| {
-                let routes = shared.routes.load_full();
-                match routes {
-                    Some(routes) => {
-                        let n = sql::route_unrouted(
-                            conn,
-                            &routes,
-                            Some(&shared.pending),
-                            sql::now_ms(),
-                        )?;
-                        shared.notify.notify_one();
-                        Ok(n)
-                    }
-                    None => Ok(0),
-                }
-            })
-            .await
+        shared.notify.notify_one();
+        Ok(n)
     }
 
     pub(crate) async fn claim(
         &self,
         limit: impl Fn(&str) -> usize + Send + 'static,
     ) -> Result<Claimed, BusError> {
+        if let Store::Memory(store) = &self.inner.store {
+            return Ok(store.claim(&limit, sql::now_ms()));
+        }
         self.local()?
             .call(move |conn, _| sql::claim(conn, &limit, sql::now_ms()))
             .await
@@ -376,6 +423,16 @@ impl Bus {
         agent: String,
         outcome: Finish,
     ) -> Result<(), BusError> {
+        if let Store::Memory(store) = &self.inner.store {
+            store.finish(
+                &self.inner.shared,
+                &event_id,
+                &agent,
+                &outcome,
+                sql::now_ms(),
+            );
+            return Ok(());
+        }
         self.local()?
             .call(move |conn, shared| {
                 sql::finish(

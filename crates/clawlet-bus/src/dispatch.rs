@@ -219,7 +219,7 @@ impl Dispatcher {
             backlog: AtomicBool::new(false),
         });
         let main = match state.bus.store() {
-            Store::Local(_) => {
+            Store::Local(_) | Store::Memory(_) => {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
                 let notify = Arc::new(tokio::sync::Notify::new());
                 state.bus.shared().handoff.store(Some(Arc::new(Handoff {

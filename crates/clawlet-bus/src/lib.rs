@@ -24,6 +24,7 @@ mod dispatch;
 mod error;
 mod journal;
 mod local;
+mod mem;
 mod nats;
 mod retry;
 mod spec;

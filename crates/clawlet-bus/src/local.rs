@@ -1,4 +1,4 @@
-//! The SQLite backend (file or in memory): one writer thread owns the connection and commits
+//! The SQLite backend: one writer thread owns the connection and commits
 //! whatever is queued in one transaction (group commit), answering each caller after COMMIT.
 
 use std::path::Path;
@@ -37,28 +37,20 @@ pub(crate) struct LocalStore {
 }
 
 impl LocalStore {
-    /// Opens (creating) the journal and starts the writer thread. `path` `None` keeps it in memory.
-    pub(crate) fn open(path: Option<&Path>, shared: Arc<Shared>) -> Result<Self, BusError> {
-        let conn = match path {
-            Some(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        BusError::Storage(format!(
-                            "cannot create journal directory {}: {e}",
-                            dir.display()
-                        ))
-                    })?;
-                }
-                Connection::open(path).map_err(|e| {
-                    BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
-                })?
-            }
-            None => Connection::open_in_memory()?,
-        };
-        match path {
-            Some(path) => sql::configure(&conn, true).map_err(sql::at_path(path))?,
-            None => sql::configure(&conn, false)?,
+    /// Opens (creating) the journal and starts the writer and checkpointer threads.
+    pub(crate) fn open(path: &Path, shared: Arc<Shared>) -> Result<Self, BusError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                BusError::Storage(format!(
+                    "cannot create journal directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
         }
+        let conn = Connection::open(path).map_err(|e| {
+            BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
+        })?;
+        sql::configure(&conn, true).map_err(sql::at_path(path))?;
         let recovered = sql::reset_inflight(&conn)?;
         if recovered > 0 {
             tracing::info!(
@@ -71,15 +63,15 @@ impl LocalStore {
             .store(sql::count_pending(&conn)?, Ordering::Relaxed);
         // The writer holds `stop`; the checkpointer ends when the writer does.
         let (stop, stopped) = mpsc::channel::<()>();
-        if let Some(path) = path {
-            // Checkpoints (copying the WAL back into the database file, and its fsync) run on a
-            // connection of their own, so that commits do not wait behind them; the writer's
-            // own automatic checkpoints are turned off.
-            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-            let checkpoints = Connection::open(path).map_err(|e| {
-                BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
-            })?;
-            checkpoints.busy_timeout(Duration::from_secs(5))?;
+        // Checkpoints (copying the WAL back into the database file, and its fsync) run on a
+        // connection of their own, so that commits do not wait behind them; the writer's own
+        // automatic checkpoints are turned off.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoints = Connection::open(path).map_err(|e| {
+            BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
+        })?;
+        checkpoints.busy_timeout(Duration::from_secs(5))?;
+        {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("clawlet-bus-checkpoint".to_owned())

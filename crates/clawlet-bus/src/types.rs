@@ -12,8 +12,8 @@ pub enum Backend {
         /// The journal file. `~` is not expanded here.
         path: PathBuf,
     },
-    /// The same journal held in memory: not durable, for development and tests. Delivered
-    /// events are forgotten within about a second (dedup entries last the dedup window), so
+    /// The journal's bookkeeping in this process's memory: not durable, for development and
+    /// tests. A delivered event is forgotten at once (its dedup entry lasts the dedup window), so
     /// memory stays bounded under load whatever `retention` says.
     Memory,
     /// A NATS JetStream stream shared by any number of daemons.

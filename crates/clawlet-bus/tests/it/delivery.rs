@@ -67,7 +67,8 @@ fn http_agent(url: &str, max_attempts: u32) -> clawlet_bus::AgentSpec {
 #[tokio::test]
 async fn http_agent_receives_signed_event_after_two_failures() {
     let (url, _ep, mut received) = endpoint(2).await;
-    let bus = Bus::open(BusOptions::new(Backend::Memory)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = sqlite_bus(&dir).await;
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let (observer, mut seen) = recorder(Some(tp));
     let (dispatcher, shutdown) = start(

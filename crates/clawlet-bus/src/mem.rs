@@ -1,0 +1,501 @@
+//! The memory backend: the journal's bookkeeping in plain maps behind one mutex. Nothing survives
+//! the process, so it only suits development and tests; it is bounded all the same: a delivered
+//! event is forgotten as soon as its last delivery is recorded (its delivery id stays for dedup
+//! until the dedup window ends), and `max_pending` caps the rest.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sha2::{Digest, Sha256};
+
+use crate::bus::{FULL_RETRY_AFTER, Shared};
+use crate::spec::Routes;
+use crate::sql::{Claimed, Finish, Fresh, Inserted, Payload, Work, dur_ms};
+use crate::{
+    BusError, DeliveryRecord, DeliveryStatus, ListFilter, Published, ReplaySelector, StoredEvent,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Pending,
+    InFlight,
+    Delivered,
+    Dead,
+}
+
+#[derive(Debug)]
+struct Delivery {
+    agent: String,
+    status: Status,
+    attempts: u32,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Event {
+    fresh: Arc<Fresh>,
+    routed: bool,
+    deliveries: Vec<Delivery>,
+}
+
+impl Event {
+    /// The event's state, as the SQLite journal computes it from its delivery rows.
+    fn status(&self) -> DeliveryStatus {
+        let moving = self
+            .deliveries
+            .iter()
+            .any(|d| matches!(d.status, Status::Pending | Status::InFlight));
+        if !self.routed || moving {
+            DeliveryStatus::Pending
+        } else if self.deliveries.iter().any(|d| d.status == Status::Dead) {
+            DeliveryStatus::Dead
+        } else {
+            DeliveryStatus::Delivered
+        }
+    }
+
+    fn stored(&self) -> StoredEvent {
+        let mut deliveries: Vec<DeliveryRecord> = self
+            .deliveries
+            .iter()
+            .map(|d| {
+                let status = match d.status {
+                    Status::Pending | Status::InFlight => DeliveryStatus::Pending,
+                    Status::Delivered => DeliveryStatus::Delivered,
+                    Status::Dead => DeliveryStatus::Dead,
+                };
+                DeliveryRecord {
+                    agent: d.agent.clone(),
+                    status,
+                    attempts: d.attempts,
+                    last_error: d.last_error.clone(),
+                    next_attempt_at: (status == DeliveryStatus::Pending)
+                        .then(|| from_ms(d.next_attempt_at))
+                        .flatten(),
+                }
+            })
+            .collect();
+        deliveries.sort_by(|a, b| a.agent.cmp(&b.agent));
+        StoredEvent {
+            envelope: (*self.fresh.envelope).clone(),
+            status: self.status(),
+            deliveries,
+        }
+    }
+}
+
+fn from_ms(ms: i64) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+fn received_ms(fresh: &Fresh) -> i64 {
+    i64::try_from(fresh.envelope.received_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// The first 128 bits of SHA-256 over the handler and delivery id (length-prefixed, so that no
+/// two pairs share an input): a collision is as unlikely as a UUID clash, and 16 bytes stand for
+/// strings of up to 256 bytes each.
+type DedupKey = [u8; 16];
+
+fn dedup_key(handler: &str, delivery_id: &str) -> DedupKey {
+    let mut hasher = Sha256::new();
+    hasher.update((handler.len() as u64).to_le_bytes());
+    hasher.update(handler.as_bytes());
+    hasher.update(delivery_id.as_bytes());
+    let digest = hasher.finalize();
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_seq: u64,
+    /// Events still remembered, by arrival order.
+    events: BTreeMap<u64, Event>,
+    ids: HashMap<String, u64>,
+    /// Dedup key → (event id, first seen). Entries live for the whole dedup window, so they are
+    /// kept small: the key is a digest, not the two strings.
+    dedup: HashMap<DedupKey, (Box<str>, i64)>,
+    /// Dedup keys by first sighting, to end them when the window passes.
+    dedup_order: VecDeque<(i64, DedupKey)>,
+    /// Pending deliveries by due time: (due, event seq, agent).
+    due: BTreeSet<(i64, u64, String)>,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct MemStore {
+    state: Mutex<State>,
+}
+
+impl MemStore {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every change below completes before it can panic; keep serving after one.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Dedups and stores an event; `take` says for each routed agent whether the dispatcher has
+    /// a slot for it now (those deliveries are returned in flight, the others wait as due).
+    pub(crate) fn insert(
+        &self,
+        shared: &Shared,
+        fresh: &Arc<Fresh>,
+        routes: Option<&Routes>,
+        now: i64,
+        take: &dyn Fn(&str) -> bool,
+    ) -> Result<Inserted, BusError> {
+        let env = &fresh.envelope;
+        let mut state = self.lock();
+        state.expire_dedup(now.saturating_sub(dur_ms(shared.dedup_window)));
+        let key = dedup_key(&env.handler, &env.delivery_id);
+        if let Some((event_id, _)) = state.dedup.get(&key) {
+            return Ok(Inserted {
+                published: Published::Duplicate {
+                    event_id: event_id.to_string(),
+                },
+                taken: Vec::new(),
+                left_pending: false,
+            });
+        }
+        if shared.pending.load(Ordering::Relaxed) >= shared.max_pending {
+            return Err(BusError::Full {
+                retry_after: FULL_RETRY_AFTER,
+            });
+        }
+        let agents = routes.map(|r| r.agents_for(&env.handler, &env.event_type));
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let mut taken = Vec::new();
+        let mut deliveries = Vec::new();
+        let mut left_pending = false;
+        for agent in agents.iter().flatten() {
+            let status = if take(agent) {
+                taken.push(agent.clone());
+                Status::InFlight
+            } else {
+                state.due.insert((now, seq, agent.clone()));
+                left_pending = true;
+                Status::Pending
+            };
+            deliveries.push(Delivery {
+                agent: agent.clone(),
+                status,
+                attempts: 0,
+                next_attempt_at: now,
+                last_error: None,
+            });
+        }
+        state.dedup.insert(key, (env.id.as_str().into(), now));
+        state.dedup_order.push_back((now, key));
+        let event = Event {
+            fresh: Arc::clone(fresh),
+            routed: agents.is_some(),
+            deliveries,
+        };
+        // An event no route wants is delivered at once, and forgotten like any delivered one.
+        if event.status() == DeliveryStatus::Pending {
+            shared.pending.fetch_add(1, Ordering::Relaxed);
+            state.ids.insert(env.id.clone(), seq);
+            state.events.insert(seq, event);
+        }
+        Ok(Inserted {
+            published: Published::Accepted {
+                event_id: env.id.clone(),
+            },
+            taken,
+            left_pending,
+        })
+    }
+
+    /// Marks due deliveries in flight, at most `limit(agent)` per agent.
+    pub(crate) fn claim(&self, limit: &dyn Fn(&str) -> usize, now: i64) -> Claimed {
+        let mut state = self.lock();
+        let mut claimed = Claimed::default();
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut picked = Vec::new();
+        for (due, seq, agent) in &state.due {
+            if *due > now {
+                claimed.next_due = Some(*due);
+                break;
+            }
+            let count = counts.entry(agent.clone()).or_insert(0);
+            if *count >= limit(agent) {
+                claimed.more = true;
+                continue;
+            }
+            *count += 1;
+            picked.push((*due, *seq, agent.clone()));
+        }
+        for key in picked {
+            state.due.remove(&key);
+            let (_, seq, agent) = key;
+            let Some(event) = state.events.get_mut(&seq) else {
+                continue;
+            };
+            let Some(d) = event.deliveries.iter_mut().find(|d| d.agent == agent) else {
+                continue;
+            };
+            d.status = Status::InFlight;
+            claimed.work.push(Work {
+                event_id: event.fresh.envelope.id.clone(),
+                agent,
+                attempts: d.attempts,
+                payload: Payload::Fresh(Arc::clone(&event.fresh)),
+            });
+        }
+        claimed
+    }
+
+    /// Records an attempt's outcome; a delivered event is forgotten.
+    pub(crate) fn finish(
+        &self,
+        shared: &Shared,
+        event_id: &str,
+        agent: &str,
+        outcome: &Finish,
+        now: i64,
+    ) {
+        let mut state = self.lock();
+        let Some(&seq) = state.ids.get(event_id) else {
+            return;
+        };
+        let Some(event) = state.events.get_mut(&seq) else {
+            return;
+        };
+        let was = event.status();
+        let Some(d) = event.deliveries.iter_mut().find(|d| d.agent == agent) else {
+            return;
+        };
+        if d.status != Status::InFlight {
+            return;
+        }
+        let due_at = match outcome {
+            Finish::Delivered => {
+                d.status = Status::Delivered;
+                d.attempts += 1;
+                d.last_error = None;
+                None
+            }
+            Finish::Retry { at, error } => {
+                d.status = Status::Pending;
+                d.attempts += 1;
+                d.next_attempt_at = *at;
+                d.last_error = Some(error.clone());
+                Some(*at)
+            }
+            Finish::Dead { error } => {
+                d.status = Status::Dead;
+                d.attempts += 1;
+                d.last_error = Some(error.clone());
+                None
+            }
+            Finish::Release => {
+                d.status = Status::Pending;
+                Some(d.next_attempt_at.min(now))
+            }
+        };
+        let is = event.status();
+        if let Some(at) = due_at {
+            state.due.insert((at, seq, agent.to_owned()));
+        }
+        state.moved(shared, was, is);
+        if is == DeliveryStatus::Delivered {
+            state.forget(seq);
+        }
+    }
+
+    /// Sets the selected deliveries pending again; returns how many events were requeued.
+    pub(crate) fn replay(&self, shared: &Shared, selector: &ReplaySelector, now: i64) -> u64 {
+        let mut state = self.lock();
+        let seqs: Vec<u64> = match selector {
+            ReplaySelector::Id(id) => state.ids.get(id).copied().into_iter().collect(),
+            ReplaySelector::Dead => state
+                .events
+                .iter()
+                .filter(|(_, e)| e.deliveries.iter().any(|d| d.status == Status::Dead))
+                .map(|(seq, _)| *seq)
+                .collect(),
+            ReplaySelector::Since(age) => {
+                let since = now.saturating_sub(dur_ms(*age));
+                state
+                    .events
+                    .iter()
+                    .filter(|(_, e)| received_ms(&e.fresh) >= since)
+                    .map(|(seq, _)| *seq)
+                    .collect()
+            }
+        };
+        let only_dead = matches!(selector, ReplaySelector::Dead);
+        let mut requeued = 0;
+        for seq in seqs {
+            let Some(event) = state.events.get_mut(&seq) else {
+                continue;
+            };
+            let was = event.status();
+            let mut changed = false;
+            let mut old_due = Vec::new();
+            for d in &mut event.deliveries {
+                let eligible = match d.status {
+                    Status::InFlight => false,
+                    Status::Dead => true,
+                    Status::Pending | Status::Delivered => !only_dead,
+                };
+                if eligible {
+                    if d.status == Status::Pending {
+                        old_due.push((d.next_attempt_at, d.agent.clone()));
+                    }
+                    d.status = Status::Pending;
+                    d.attempts = 0;
+                    d.next_attempt_at = now;
+                    d.last_error = None;
+                    changed = true;
+                }
+            }
+            if changed {
+                requeued += 1;
+            }
+            let is = event.status();
+            let agents: Vec<String> = event
+                .deliveries
+                .iter()
+                .filter(|d| d.status == Status::Pending)
+                .map(|d| d.agent.clone())
+                .collect();
+            for (at, agent) in old_due {
+                state.due.remove(&(at, seq, agent));
+            }
+            for agent in agents {
+                state.due.insert((now, seq, agent));
+            }
+            state.moved(shared, was, is);
+        }
+        requeued
+    }
+
+    pub(crate) fn list(&self, filter: &ListFilter, now: i64) -> Vec<StoredEvent> {
+        let since = filter.since.map(|d| now.saturating_sub(dur_ms(d)));
+        let state = self.lock();
+        state
+            .events
+            .values()
+            .rev()
+            .filter(|e| {
+                let env = &e.fresh.envelope;
+                filter.handler.as_ref().is_none_or(|h| *h == env.handler)
+                    && filter
+                        .event_type
+                        .as_ref()
+                        .is_none_or(|t| *t == env.event_type)
+                    && filter.status.is_none_or(|s| s == e.status())
+                    && since.is_none_or(|since| received_ms(&e.fresh) >= since)
+            })
+            .take(filter.limit)
+            .map(Event::stored)
+            .collect()
+    }
+
+    pub(crate) fn show(&self, id: &str) -> Option<StoredEvent> {
+        let state = self.lock();
+        let seq = state.ids.get(id)?;
+        state.events.get(seq).map(Event::stored)
+    }
+
+    /// Ends dedup entries past the window. Delivered events are already gone; dead ones stay
+    /// until `retention` like in the journal. Returns the events removed.
+    pub(crate) fn prune(&self, shared: &Shared, now: i64) -> u64 {
+        let mut state = self.lock();
+        state.expire_dedup(now.saturating_sub(dur_ms(shared.dedup_window)));
+        let cutoff = now.saturating_sub(dur_ms(shared.retention));
+        let old: Vec<u64> = state
+            .events
+            .iter()
+            .filter(|(_, e)| {
+                e.status() == DeliveryStatus::Delivered && received_ms(&e.fresh) <= cutoff
+            })
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in &old {
+            state.forget(*seq);
+        }
+        old.len() as u64
+    }
+
+    /// Routes the events published before any routes were registered.
+    pub(crate) fn route_unrouted(&self, shared: &Shared, routes: &Routes, now: i64) -> u64 {
+        let mut state = self.lock();
+        let unrouted: Vec<u64> = state
+            .events
+            .iter()
+            .filter(|(_, e)| !e.routed)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for &seq in &unrouted {
+            let Some(event) = state.events.get_mut(&seq) else {
+                continue;
+            };
+            let was = event.status();
+            let env = Arc::clone(&event.fresh.envelope);
+            let agents = routes.agents_for(&env.handler, &env.event_type);
+            event.routed = true;
+            for agent in &agents {
+                event.deliveries.push(Delivery {
+                    agent: agent.clone(),
+                    status: Status::Pending,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_error: None,
+                });
+            }
+            let is = event.status();
+            for agent in agents {
+                state.due.insert((now, seq, agent));
+            }
+            state.moved(shared, was, is);
+            if is == DeliveryStatus::Delivered {
+                state.forget(seq);
+            }
+        }
+        unrouted.len() as u64
+    }
+}
+
+impl State {
+    fn expire_dedup(&mut self, cutoff: i64) {
+        while let Some(&(seen, key)) = self.dedup_order.front() {
+            if seen >= cutoff {
+                break;
+            }
+            self.dedup_order.pop_front();
+            if self
+                .dedup
+                .get(&key)
+                .is_some_and(|(_, first)| *first == seen)
+            {
+                self.dedup.remove(&key);
+            }
+        }
+    }
+
+    /// Keeps the pending counter in step with an event's move between states.
+    fn moved(&self, shared: &Shared, was: DeliveryStatus, is: DeliveryStatus) {
+        let pending = DeliveryStatus::Pending;
+        if was == pending && is != pending {
+            let _ = shared
+                .pending
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
+        } else if was != pending && is == pending {
+            shared.pending.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn forget(&mut self, seq: u64) {
+        if let Some(event) = self.events.remove(&seq) {
+            self.ids.remove(&event.fresh.envelope.id);
+        }
+    }
+}
