@@ -235,7 +235,13 @@ impl MemStore {
             let Some(event) = state.events.get_mut(&seq) else {
                 continue;
             };
-            let Some(d) = event.deliveries.iter_mut().find(|d| d.agent == agent) else {
+            // A due entry left behind for a delivery no longer pending is stale: skip it rather
+            // than hand the delivery out twice.
+            let Some(d) = event
+                .deliveries
+                .iter_mut()
+                .find(|d| d.agent == agent && d.status == Status::Pending)
+            else {
                 continue;
             };
             d.status = Status::InFlight;
@@ -335,8 +341,8 @@ impl MemStore {
                 continue;
             };
             let was = event.status();
-            let mut changed = false;
             let mut old_due = Vec::new();
+            let mut reset = Vec::new();
             for d in &mut event.deliveries {
                 let eligible = match d.status {
                     Status::InFlight => false,
@@ -351,23 +357,18 @@ impl MemStore {
                     d.attempts = 0;
                     d.next_attempt_at = now;
                     d.last_error = None;
-                    changed = true;
+                    reset.push(d.agent.clone());
                 }
             }
-            if changed {
+            if !reset.is_empty() {
                 requeued += 1;
             }
             let is = event.status();
-            let agents: Vec<String> = event
-                .deliveries
-                .iter()
-                .filter(|d| d.status == Status::Pending)
-                .map(|d| d.agent.clone())
-                .collect();
+            // Only the deliveries reset here move to `now`; others keep their due time.
             for (at, agent) in old_due {
                 state.due.remove(&(at, seq, agent));
             }
-            for agent in agents {
+            for agent in reset {
                 state.due.insert((now, seq, agent));
             }
             state.moved(shared, was, is);
@@ -499,3 +500,6 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
