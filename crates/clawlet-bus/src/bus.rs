@@ -16,6 +16,23 @@ use crate::{
     Backend, BusError, BusOptions, Health, ListFilter, Published, ReplaySelector, StoredEvent,
 };
 
+impl Shared {
+    pub(crate) fn new(max_pending: u64, dedup_window: Duration, retention: Duration) -> Self {
+        Self {
+            routes: ArcSwapOption::empty(),
+            pending: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            handoff: ArcSwapOption::empty(),
+            restart_wal: AtomicBool::new(false),
+            alive: AtomicBool::new(true),
+            notify: Notify::new(),
+            max_pending,
+            dedup_window,
+            retention,
+        }
+    }
+}
+
 /// What a client is told to wait when the queue is full.
 pub(crate) const FULL_RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -80,25 +97,11 @@ impl std::fmt::Debug for Bus {
 impl Bus {
     /// Opens the backend: creates the journal (and its directory) or the JetStream stream.
     pub async fn open(opts: BusOptions) -> Result<Bus, BusError> {
-        // The memory backend is for development and tests; keeping every delivered payload in RAM
-        // for the retention period (a week by default) would grow without bound under load, so it
-        // forgets an event once it is delivered. Dedup entries still last the whole dedup window.
-        let retention = match opts.backend {
-            Backend::Memory => Duration::ZERO,
-            _ => opts.retention,
-        };
-        let shared = Arc::new(Shared {
-            routes: ArcSwapOption::empty(),
-            pending: AtomicU64::new(0),
-            transactions: AtomicU64::new(0),
-            handoff: ArcSwapOption::empty(),
-            restart_wal: AtomicBool::new(false),
-            alive: AtomicBool::new(true),
-            notify: Notify::new(),
-            max_pending: opts.max_pending,
-            dedup_window: opts.dedup_window,
-            retention,
-        });
+        let shared = Arc::new(Shared::new(
+            opts.max_pending,
+            opts.dedup_window,
+            opts.retention,
+        ));
         let backend = opts.backend.name();
         let store = match opts.backend {
             Backend::Sqlite { path } => {

@@ -404,24 +404,12 @@ impl MemStore {
         state.events.get(seq).map(Event::stored)
     }
 
-    /// Ends dedup entries past the window. Delivered events are already gone; dead ones stay
-    /// until `retention` like in the journal. Returns the events removed.
+    /// Ends dedup entries past the window. No event is removed: delivered ones are forgotten when
+    /// their last delivery is recorded, and dead ones stay (as in the journal), so this returns 0.
     pub(crate) fn prune(&self, shared: &Shared, now: i64) -> u64 {
-        let mut state = self.lock();
-        state.expire_dedup(now.saturating_sub(dur_ms(shared.dedup_window)));
-        let cutoff = now.saturating_sub(dur_ms(shared.retention));
-        let old: Vec<u64> = state
-            .events
-            .iter()
-            .filter(|(_, e)| {
-                e.status() == DeliveryStatus::Delivered && received_ms(&e.fresh) <= cutoff
-            })
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in &old {
-            state.forget(*seq);
-        }
-        old.len() as u64
+        self.lock()
+            .expire_dedup(now.saturating_sub(dur_ms(shared.dedup_window)));
+        0
     }
 
     /// Routes the events published before any routes were registered.

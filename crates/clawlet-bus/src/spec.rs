@@ -183,6 +183,25 @@ pub struct NoopObserver;
 
 impl DeliveryObserver for NoopObserver {}
 
+/// Routes sending every event to a `log` agent named after each of `agents`, for the storage
+/// backends' tests.
+#[cfg(test)]
+pub(crate) fn log_routes(agents: &[&str]) -> Routes {
+    let specs: Vec<AgentSpec> = agents
+        .iter()
+        .map(|a| AgentSpec::new(*a, AgentKind::Log))
+        .collect();
+    let routes = agents
+        .iter()
+        .map(|a| RouteSpec {
+            handlers: vec![],
+            events: vec![],
+            agent: (*a).to_owned(),
+        })
+        .collect();
+    Routes::new(routes, &specs).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -620,7 +620,7 @@ pub(crate) fn prune(
 ) -> Result<u64, BusError> {
     let n = delete_events(
         conn,
-        "state = 'delivered' AND received_at <= ?1",
+        "state = 'delivered' AND received_at < ?1",
         now.saturating_sub(dur_ms(retention)),
     )?;
     conn.execute(

@@ -2,14 +2,13 @@
 //! clocks: every `now` below is a plain number of milliseconds.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use clawlet_events::{Envelope, Source};
-use tokio::sync::Notify;
 
 use super::*;
+use crate::spec::log_routes as routes;
 use crate::sql::NewEvent;
 use crate::{AgentKind, AgentSpec, RouteSpec};
 
@@ -25,18 +24,11 @@ impl Fixture {
     fn new(max_pending: u64) -> Self {
         Self {
             store: MemStore::default(),
-            shared: Shared {
-                routes: ArcSwapOption::empty(),
-                pending: AtomicU64::new(0),
-                transactions: AtomicU64::new(0),
-                handoff: ArcSwapOption::empty(),
-                restart_wal: AtomicBool::new(false),
-                alive: AtomicBool::new(true),
-                notify: Notify::new(),
+            shared: Shared::new(
                 max_pending,
-                dedup_window: Duration::from_millis(WINDOW_MS.unsigned_abs()),
-                retention: Duration::ZERO,
-            },
+                Duration::from_millis(WINDOW_MS.unsigned_abs()),
+                Duration::ZERO,
+            ),
         }
     }
 
@@ -141,23 +133,6 @@ fn owned(expected: &[(&str, &str, u32)]) -> Vec<(String, String, u32)> {
         .iter()
         .map(|(id, agent, attempts)| ((*id).to_owned(), (*agent).to_owned(), *attempts))
         .collect()
-}
-
-/// Routes sending every event to each of `agents`.
-fn routes(agents: &[&str]) -> Routes {
-    let specs: Vec<AgentSpec> = agents
-        .iter()
-        .map(|a| AgentSpec::new(*a, AgentKind::Log))
-        .collect();
-    let routes = agents
-        .iter()
-        .map(|a| RouteSpec {
-            handlers: vec![],
-            events: vec![],
-            agent: (*a).to_owned(),
-        })
-        .collect();
-    Routes::new(routes, &specs).unwrap()
 }
 
 fn event_at(

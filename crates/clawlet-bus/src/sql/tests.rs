@@ -4,6 +4,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::*;
+use crate::spec::log_routes as routes;
 use crate::{AgentKind, AgentSpec, RouteSpec};
 
 const WINDOW_MS: i64 = 60_000;
@@ -12,22 +13,6 @@ fn db() -> Connection {
     let conn = Connection::open_in_memory().unwrap();
     configure(&conn, false).unwrap();
     conn
-}
-
-fn routes(agents: &[&str]) -> Routes {
-    let specs: Vec<AgentSpec> = agents
-        .iter()
-        .map(|a| AgentSpec::new(*a, AgentKind::Log))
-        .collect();
-    let routes = agents
-        .iter()
-        .map(|a| RouteSpec {
-            handlers: vec![],
-            events: vec![],
-            agent: (*a).to_owned(),
-        })
-        .collect();
-    Routes::new(routes, &specs).unwrap()
 }
 
 fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent {
