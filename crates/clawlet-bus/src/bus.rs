@@ -11,7 +11,7 @@ use crate::local::LocalStore;
 use crate::mem::MemStore;
 use crate::nats::NatsStore;
 use crate::spec::Routes;
-use crate::sql::{self, Claimed, Finish, Fresh, InsertLimits, NewEvent, Payload, Work};
+use crate::sql::{self, Claimed, Finish, Fresh, InsertLimits, Inserted, NewEvent, Payload, Work};
 use crate::{
     Backend, BusError, BusOptions, Health, ListFilter, Published, ReplaySelector, StoredEvent,
 };
@@ -132,6 +132,12 @@ impl Bus {
     /// Stores `envelope` unless its handler already stored its delivery id within the dedup
     /// window. Returns only once the event is durable in the backend (memory: held in memory).
     pub async fn publish(&self, envelope: &Envelope) -> Result<Published, BusError> {
+        self.publish_owned(envelope.clone()).await
+    }
+
+    /// [`Bus::publish`] for a caller that no longer needs the envelope: it is handed to the
+    /// dispatcher as it is, without a copy of its payload.
+    pub async fn publish_owned(&self, envelope: Envelope) -> Result<Published, BusError> {
         let shared = &self.inner.shared;
         if !shared.alive.load(Ordering::Relaxed) {
             return Err(match &self.inner.store {
@@ -150,7 +156,7 @@ impl Bus {
         match &self.inner.store {
             Store::Local(store) => self.publish_local(store, envelope).await,
             Store::Memory(store) => self.publish_memory(store, envelope),
-            Store::Nats(store) => store.publish(envelope).await,
+            Store::Nats(store) => store.publish(&envelope).await,
         }
     }
 
@@ -162,16 +168,11 @@ impl Bus {
     async fn publish_local(
         &self,
         store: &LocalStore,
-        envelope: &Envelope,
+        envelope: Envelope,
     ) -> Result<Published, BusError> {
-        let event = NewEvent::new(envelope)?;
+        let fresh = Arc::new(Fresh::new(Arc::new(envelope))?);
+        let event = NewEvent::new(&fresh);
         let handoff = self.inner.shared.handoff.load_full();
-        let fresh = handoff.as_ref().map(|_| {
-            Arc::new(Fresh {
-                envelope: Arc::new(envelope.clone()),
-                json: Arc::clone(&event.json),
-            })
-        });
         store
             .call_then(
                 move |conn, shared| {
@@ -198,65 +199,38 @@ impl Bus {
                         &limits,
                         sql::now_ms(),
                         &take,
-                    );
-                    match inserted {
-                        Ok(inserted) => {
-                            if inserted.left_pending {
-                                // The dispatcher's next claim queues behind this commit.
-                                shared.notify.notify_one();
-                            }
-                            Ok((inserted, handoff))
+                    )
+                    .inspect_err(|_| {
+                        if let Some(h) = &handoff {
+                            h.slots.release_all(&taken.borrow());
                         }
-                        Err(e) => {
-                            if let Some(h) = &handoff {
-                                for agent in taken.into_inner() {
-                                    h.slots.release(&agent);
-                                }
-                            }
-                            Err(e)
-                        }
+                    })?;
+                    if inserted.left_pending {
+                        // The dispatcher's next claim queues behind this commit.
+                        shared.notify.notify_one();
                     }
+                    Ok((inserted, handoff))
                 },
                 move |result, commit_error| {
                     let (inserted, handoff) = result?;
-                    let Some(handoff) = handoff else {
-                        return match commit_error {
-                            Some(e) => Err(e.clone()),
-                            None => Ok(inserted.published),
-                        };
-                    };
-                    if let Some(e) = commit_error {
-                        for agent in &inserted.taken {
-                            handoff.slots.release(agent);
-                        }
-                        return Err(e.clone());
-                    }
-                    if let (Some(fresh), Published::Accepted { event_id }) =
-                        (fresh, &inserted.published)
-                    {
-                        for agent in inserted.taken {
-                            handoff.send(Work {
-                                event_id: event_id.clone(),
-                                agent,
-                                attempts: 0,
-                                payload: Payload::Fresh(Arc::clone(&fresh)),
-                            });
+                    match commit_error {
+                        None => Ok(hand_over(inserted, handoff.as_deref(), &fresh)),
+                        Some(e) => {
+                            if let Some(h) = &handoff {
+                                h.slots.release_all(&inserted.taken);
+                            }
+                            Err(e.clone())
                         }
                     }
-                    Ok(inserted.published)
                 },
             )
             .await
     }
 
     /// [`Bus::publish_local`] for the memory backend: the same handover, with nothing to commit.
-    fn publish_memory(&self, store: &MemStore, envelope: &Envelope) -> Result<Published, BusError> {
+    fn publish_memory(&self, store: &MemStore, envelope: Envelope) -> Result<Published, BusError> {
         let shared = &self.inner.shared;
-        let event = NewEvent::new(envelope)?;
-        let fresh = Arc::new(Fresh {
-            envelope: Arc::new(envelope.clone()),
-            json: event.json,
-        });
+        let fresh = Arc::new(Fresh::new(Arc::new(envelope))?);
         let handoff = shared.handoff.load();
         let take = |agent: &str| handoff.as_ref().is_some_and(|h| h.slots.try_take(agent));
         let routes = shared.routes.load();
@@ -264,19 +238,7 @@ impl Bus {
         if inserted.left_pending {
             shared.notify.notify_one();
         }
-        if let (Some(handoff), Published::Accepted { event_id }) =
-            (handoff.as_ref(), &inserted.published)
-        {
-            for agent in inserted.taken {
-                handoff.send(Work {
-                    event_id: event_id.clone(),
-                    agent,
-                    attempts: 0,
-                    payload: Payload::Fresh(Arc::clone(&fresh)),
-                });
-            }
-        }
-        Ok(inserted.published)
+        Ok(hand_over(inserted, handoff.as_deref(), &fresh))
     }
 
     /// Whether publish would be tried, and how many events are undelivered. No I/O.
@@ -449,4 +411,19 @@ impl Bus {
             })
             .await
     }
+}
+
+/// Passes the deliveries an insert took a slot for to the dispatcher, once the event is stored.
+fn hand_over(inserted: Inserted, handoff: Option<&Handoff>, fresh: &Arc<Fresh>) -> Published {
+    if let (Some(handoff), Published::Accepted { event_id }) = (handoff, &inserted.published) {
+        for agent in inserted.taken {
+            handoff.send(Work {
+                event_id: event_id.clone(),
+                agent,
+                attempts: 0,
+                payload: Payload::Fresh(Arc::clone(fresh)),
+            });
+        }
+    }
+    inserted.published
 }

@@ -132,22 +132,26 @@ impl Slots {
             *n = n.saturating_sub(1);
         }
     }
+
+    /// Gives back one slot for each of `agents`.
+    pub(crate) fn release_all(&self, agents: &[String]) {
+        for agent in agents {
+            self.release(agent);
+        }
+    }
 }
 
 /// Where publish hands over deliveries whose slot it took.
 pub(crate) struct Handoff {
     pub(crate) slots: Arc<Slots>,
     tx: tokio::sync::mpsc::UnboundedSender<Work>,
-    notify: Arc<tokio::sync::Notify>,
 }
 
 impl Handoff {
     /// Passes `work` to the dispatcher. If it has stopped, the row stays in flight in the journal
     /// and is due again at the next start.
     pub(crate) fn send(&self, work: Work) {
-        if self.tx.send(work).is_ok() {
-            self.notify.notify_one();
-        }
+        let _ = self.tx.send(work);
     }
 }
 
@@ -221,14 +225,13 @@ impl Dispatcher {
         let main = match state.bus.store() {
             Store::Local(_) | Store::Memory(_) => {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                let notify = Arc::new(tokio::sync::Notify::new());
-                state.bus.shared().handoff.store(Some(Arc::new(Handoff {
-                    slots,
-                    tx,
-                    notify: Arc::clone(&notify),
-                })));
+                state
+                    .bus
+                    .shared()
+                    .handoff
+                    .store(Some(Arc::new(Handoff { slots, tx })));
                 state.bus.set_routes(routes);
-                tokio::spawn(run_local(Arc::clone(&state), rx, notify))
+                tokio::spawn(run_local(Arc::clone(&state), rx))
             }
             Store::Nats(_) => {
                 state.bus.set_routes(routes);
@@ -361,28 +364,20 @@ impl State {
     }
 }
 
-async fn run_local(
-    state: Arc<State>,
-    mut handed: tokio::sync::mpsc::UnboundedReceiver<Work>,
-    handed_notify: Arc<tokio::sync::Notify>,
-) {
+async fn run_local(state: Arc<State>, mut handed: tokio::sync::mpsc::UnboundedReceiver<Work>) {
     if let Err(e) = state.bus.route_unrouted().await {
         tracing::error!(error = %e, "cannot route events stored before the dispatcher started");
     }
     let shared = Arc::clone(state.bus.shared());
     let poll = state.opts.poll_interval;
     let mut claim_now = true;
-    let mut wait = poll;
+    let mut next_claim = tokio::time::Instant::now();
     loop {
-        // Deliveries publish handed over (their slots already taken, their rows in flight).
-        while let Ok(work) = handed.try_recv() {
-            state.tracker.spawn(deliver_local(Arc::clone(&state), work));
-        }
         if claim_now {
             // Deliveries due now but not claimed belong to busy agents; a finishing delivery
             // wakes the loop for them.
             let free = state.free_slots();
-            wait = match state.bus.claim(move |agent| free(agent)).await {
+            let wait = match state.bus.claim(move |agent| free(agent)).await {
                 Ok(claimed) => {
                     state.backlog.store(claimed.more, Ordering::Relaxed);
                     for item in claimed.work {
@@ -403,17 +398,21 @@ async fn run_local(
                     poll
                 }
             };
+            next_claim = tokio::time::Instant::now() + wait;
         }
-        let started = Instant::now();
         tokio::select! {
             () = state.shutdown.cancelled() => break,
-            () = handed_notify.notified() => {
-                // Handed-over work needs no claim; the timer keeps running.
+            // Deliveries publish handed over (their slots taken, their rows in flight) need no
+            // claim; the claim timer keeps running.
+            Some(work) = handed.recv() => {
+                state.tracker.spawn(deliver_local(Arc::clone(&state), work));
+                while let Ok(work) = handed.try_recv() {
+                    state.tracker.spawn(deliver_local(Arc::clone(&state), work));
+                }
                 claim_now = false;
-                wait = wait.saturating_sub(started.elapsed());
             }
             () = shared.notify.notified() => claim_now = true,
-            () = tokio::time::sleep(wait) => claim_now = true,
+            () = tokio::time::sleep_until(next_claim) => claim_now = true,
         }
     }
     // Handed over but not started: back to pending, so that a restart (or this journal's next
@@ -476,16 +475,10 @@ async fn deliver_local(state: Arc<State>, work: Work) {
     attempted.report(&state, &agent);
 }
 
-enum OutcomeKind {
-    Pending,
-    Done,
-}
-
 async fn finish(state: &State, event_id: String, agent: String, outcome: Finish) {
-    let outcome_kind = match outcome {
-        Finish::Retry { .. } | Finish::Release => OutcomeKind::Pending,
-        Finish::Delivered | Finish::Dead { .. } => OutcomeKind::Done,
-    };
+    // A retry or a release leaves a pending row whose due time the claim loop must learn; a
+    // delivered or dead one matters only when due deliveries wait for this agent's slot.
+    let pending_again = matches!(outcome, Finish::Retry { .. } | Finish::Release);
     if let Err(e) = state
         .bus
         .finish(event_id.clone(), agent.clone(), outcome)
@@ -495,9 +488,6 @@ async fn finish(state: &State, event_id: String, agent: String, outcome: Finish)
         tracing::error!(error = %e, %event_id, %agent, "cannot record a delivery result");
     }
     state.slots.release(&agent);
-    // A retry or a release leaves a pending row whose due time the claim loop must learn; a
-    // delivered or dead one matters only when due deliveries wait for this agent's slot.
-    let pending_again = matches!(outcome_kind, OutcomeKind::Pending);
     if pending_again || state.backlog.load(Ordering::Relaxed) {
         state.bus.shared().notify.notify_one();
     }

@@ -229,18 +229,17 @@ pub(crate) struct NewEvent {
 }
 
 impl NewEvent {
-    pub(crate) fn new(envelope: &Envelope) -> Result<Self, BusError> {
-        let json = serde_json::to_string(envelope)
-            .map_err(|e| BusError::Storage(format!("cannot serialise the envelope: {e}")))?;
-        Ok(Self {
+    pub(crate) fn new(fresh: &Fresh) -> Self {
+        let envelope = &fresh.envelope;
+        Self {
             id: envelope.id.clone(),
             handler: envelope.handler.clone(),
             source: envelope.source.as_str(),
             event_type: envelope.event_type.clone(),
             delivery_id: envelope.delivery_id.clone(),
             received_at: to_ms(envelope.received_at),
-            json: json.into(),
-        })
+            json: Arc::clone(&fresh.json),
+        }
     }
 }
 
@@ -403,6 +402,18 @@ pub(crate) enum Payload {
 pub(crate) struct Fresh {
     pub(crate) envelope: Arc<Envelope>,
     pub(crate) json: Arc<str>,
+}
+
+impl Fresh {
+    /// Serialises the envelope once: the journal stores this JSON and agents receive it.
+    pub(crate) fn new(envelope: Arc<Envelope>) -> Result<Self, BusError> {
+        let json = serde_json::to_string(&*envelope)
+            .map_err(|e| BusError::Storage(format!("cannot serialise the envelope: {e}")))?;
+        Ok(Self {
+            envelope,
+            json: json.into(),
+        })
+    }
 }
 
 /// A delivery handed to the dispatcher.

@@ -189,7 +189,7 @@ async fn run(
         return Ok(Done::Ignored);
     }
 
-    match app.0.bus.publish(&envelope).await {
+    match app.0.bus.publish_owned(envelope).await {
         Ok(Published::Accepted { event_id }) => Ok(Done::Accepted(event_id)),
         Ok(Published::Duplicate { event_id }) => {
             metrics.duplicate(name);

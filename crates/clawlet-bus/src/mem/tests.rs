@@ -9,7 +9,6 @@ use clawlet_events::{Envelope, Source};
 
 use super::*;
 use crate::spec::log_routes as routes;
-use crate::sql::NewEvent;
 use crate::{AgentKind, AgentSpec, RouteSpec};
 
 const WINDOW_MS: i64 = 60_000;
@@ -160,11 +159,7 @@ fn event_at(
         ))
         .unwrap(),
     };
-    let json = NewEvent::new(&envelope).unwrap().json;
-    Arc::new(Fresh {
-        envelope: Arc::new(envelope),
-        json,
-    })
+    Arc::new(Fresh::new(Arc::new(envelope)).unwrap())
 }
 
 fn event(id: &str, handler: &str, delivery: &str) -> Arc<Fresh> {
