@@ -203,11 +203,9 @@ fn writer(mut conn: Connection, rx: &mpsc::Receiver<Job>, shared: &Shared) {
 /// appending; SQLite starts the WAL over once it was copied completely.
 fn checkpointer(conn: &Connection, stop: &mpsc::Receiver<()>, shared: &Shared) {
     let mut seen = shared.transactions.load(Ordering::Relaxed);
-    let mut hurry = false;
-    // WAL frames at the previous pass: their difference is what was appended during that pass.
-    let mut last_frames = 0;
+    let mut plan = RestartPlan::default();
     loop {
-        let wait = if hurry {
+        let wait = if plan.hurrying {
             Duration::ZERO
         } else {
             CHECKPOINT_EVERY
@@ -216,35 +214,62 @@ fn checkpointer(conn: &Connection, stop: &mpsc::Receiver<()>, shared: &Shared) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        let hurry_was = std::mem::take(&mut hurry);
         let committed = shared.transactions.load(Ordering::Relaxed);
         if committed == seen {
+            // Idle: the next pass copies everything and the WAL starts over by itself.
+            plan.hurrying = false;
             continue;
         }
         seen = committed;
-        // (busy, frames in the WAL, frames copied back)
-        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        });
-        match passive {
-            // Under steady load new frames arrive while a passive checkpoint copies, so the WAL
-            // is never found fully copied and never starts over: it would grow without end, and
-            // every commit would pay for extending a file (fresh blocks, zeroed pages). Once it
-            // is large, passes follow each other without a pause until one finds that few frames
-            // were appended during the pass before it (so few are left uncopied), and the writer
-            // is asked to copy those itself between two batches, so that its next commit writes
-            // from the start of the file again.
-            Ok((frames, _)) if frames >= RESTART_FRAMES => {
-                let appended = frames - last_frames;
-                last_frames = frames;
-                if hurry_was && appended <= HANDOVER_FRAMES {
+        // The second column is the number of frames in the WAL.
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) => {
+                if plan.after_pass(frames) == AfterPass::HandOver {
                     shared.restart_wal.store(true, Ordering::Relaxed);
-                } else {
-                    hurry = true;
                 }
             }
-            Ok((frames, _)) => last_frames = frames,
             Err(e) => tracing::warn!(error = %e, "journal checkpoint failed"),
+        }
+    }
+}
+
+/// What the checkpointer does after a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterPass {
+    /// The WAL is small: the next pass after the usual pause.
+    Wait,
+    /// The WAL is large: the next pass at once.
+    Hurry,
+    /// Few frames arrived during the last pass: the writer copies the rest between two batches.
+    HandOver,
+}
+
+/// Under steady load new frames arrive while a passive checkpoint copies, so the WAL is never
+/// found fully copied and never starts over: it would grow without end, and every commit would
+/// pay for extending a file (fresh blocks, zeroed pages). Once it is large, passes follow each
+/// other without a pause until one finds that few frames were appended during the pass before it
+/// (so few are left uncopied); the writer is then asked to copy those itself, so that its next
+/// commit writes from the start of the file again.
+#[derive(Debug, Default)]
+struct RestartPlan {
+    /// WAL frames at the previous pass: the difference is what was appended during that pass.
+    last_frames: i64,
+    hurrying: bool,
+}
+
+impl RestartPlan {
+    /// Decides after a pass that found `frames` frames in the WAL.
+    fn after_pass(&mut self, frames: i64) -> AfterPass {
+        let appended = frames - self.last_frames;
+        self.last_frames = frames;
+        let was_hurrying = std::mem::take(&mut self.hurrying);
+        if frames < RESTART_FRAMES {
+            AfterPass::Wait
+        } else if was_hurrying && appended <= HANDOVER_FRAMES {
+            AfterPass::HandOver
+        } else {
+            self.hurrying = true;
+            AfterPass::Hurry
         }
     }
 }
@@ -277,5 +302,43 @@ fn maintenance(conn: &mut Connection, shared: &Shared) {
     // The CLI may have replayed or purged events from another process.
     if let Ok(n) = sql::count_pending(conn) {
         shared.pending.store(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_wal_is_left_to_the_usual_passes() {
+        let mut plan = RestartPlan::default();
+        for frames in [10, 500, RESTART_FRAMES - 1] {
+            assert_eq!(plan.after_pass(frames), AfterPass::Wait);
+            assert!(!plan.hurrying);
+        }
+    }
+
+    #[test]
+    fn a_large_wal_is_copied_back_to_back_until_the_writer_can_finish_it() {
+        let mut plan = RestartPlan::default();
+        let start = RESTART_FRAMES + 10_000;
+        assert_eq!(plan.after_pass(start), AfterPass::Hurry);
+        // Many frames arrived during the hurried pass: another one at once.
+        let busy = start + HANDOVER_FRAMES + 1;
+        assert_eq!(plan.after_pass(busy), AfterPass::Hurry);
+        // Few arrived: the writer copies the rest.
+        assert_eq!(plan.after_pass(busy + HANDOVER_FRAMES), AfterPass::HandOver);
+        assert!(!plan.hurrying);
+        // The WAL started over and filled up again: hurried passes first, never a hand-over
+        // straight after an ordinary pass.
+        assert_eq!(plan.after_pass(RESTART_FRAMES + 1), AfterPass::Hurry);
+    }
+
+    #[test]
+    fn a_hand_over_needs_a_hurried_pass_before_it() {
+        let mut plan = RestartPlan::default();
+        assert_eq!(plan.after_pass(RESTART_FRAMES - 1), AfterPass::Wait);
+        // Only a few frames more than last time, but that pass was an ordinary one.
+        assert_eq!(plan.after_pass(RESTART_FRAMES + 1), AfterPass::Hurry);
     }
 }

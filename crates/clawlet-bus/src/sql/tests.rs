@@ -258,6 +258,64 @@ fn interrupted_deliveries_are_due_again_after_restart() {
     assert_eq!(claim(&conn, &all, 0).unwrap().work.len(), 1);
 }
 
+/// A delivery handed to the dispatcher at publish is in flight in the same transaction: no claim
+/// hands it out a second time, and after a crash it is due again like any interrupted one.
+#[test]
+fn deliveries_taken_at_insert_are_in_flight_until_a_restart() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    let limits = InsertLimits {
+        pending: &pending,
+        max_pending: 10,
+        dedup_window_ms: WINDOW_MS,
+        retry_after: Duration::from_secs(1),
+    };
+    let r = routes(&["a", "b"]);
+    let inserted = insert_event_taking(
+        &conn,
+        &event("e1", "github", "d1", 0),
+        Some(&r),
+        &limits,
+        0,
+        &|agent| agent == "a",
+    )
+    .unwrap();
+    assert_eq!(inserted.taken, ["a"]);
+    assert!(inserted.left_pending);
+    assert_eq!(pending.load(Ordering::Relaxed), 1);
+    assert_eq!(state(&conn, "e1"), "pending");
+
+    let claimed: Vec<String> = claim(&conn, &all, 0)
+        .unwrap()
+        .work
+        .into_iter()
+        .map(|w| w.agent)
+        .collect();
+    assert_eq!(claimed, ["b"], "the taken delivery is not claimable");
+
+    assert_eq!(reset_inflight(&conn).unwrap(), 2);
+    let mut again: Vec<String> = claim(&conn, &all, 0)
+        .unwrap()
+        .work
+        .into_iter()
+        .map(|w| w.agent)
+        .collect();
+    again.sort();
+    assert_eq!(again, ["a", "b"]);
+
+    // A duplicate takes nothing.
+    let dup = insert_event_taking(
+        &conn,
+        &event("e2", "github", "d1", 0),
+        Some(&r),
+        &limits,
+        1,
+        &|_| true,
+    )
+    .unwrap();
+    assert!(dup.taken.is_empty() && !dup.left_pending);
+}
+
 #[test]
 fn unrouted_events_wait_for_routes() {
     let conn = db();
