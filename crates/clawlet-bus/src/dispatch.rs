@@ -415,8 +415,9 @@ async fn run_local(state: Arc<State>, mut handed: tokio::sync::mpsc::UnboundedRe
             () = tokio::time::sleep_until(next_claim) => claim_now = true,
         }
     }
-    // Handed over but not started: back to pending, so that a restart (or this journal's next
-    // dispatcher) delivers them.
+    // Publish stops handing over, and what was handed over but not started goes back to
+    // pending, so that a restart (or this journal's next dispatcher) delivers it.
+    shared.handoff.store(None);
     handed.close();
     while let Ok(work) = handed.try_recv() {
         finish(&state, work.event_id, work.agent, Finish::Release).await;

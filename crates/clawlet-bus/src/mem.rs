@@ -148,17 +148,11 @@ impl MemStore {
         take: &dyn Fn(&str) -> bool,
     ) -> Result<Inserted, BusError> {
         let env = &fresh.envelope;
+        let key = dedup_key(&env.handler, &env.delivery_id);
         let mut state = self.lock();
         state.expire_dedup(now.saturating_sub(dur_ms(shared.dedup_window)));
-        let key = dedup_key(&env.handler, &env.delivery_id);
         if let Some((event_id, _)) = state.dedup.get(&key) {
-            return Ok(Inserted {
-                published: Published::Duplicate {
-                    event_id: event_id.to_string(),
-                },
-                taken: Vec::new(),
-                left_pending: false,
-            });
+            return Ok(Inserted::duplicate(event_id.to_string()));
         }
         if shared.pending.load(Ordering::Relaxed) >= shared.max_pending {
             return Err(BusError::Full {

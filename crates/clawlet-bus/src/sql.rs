@@ -260,6 +260,17 @@ pub(crate) struct Inserted {
     pub(crate) left_pending: bool,
 }
 
+impl Inserted {
+    /// Stored before within the dedup window: nothing written, nothing to hand over.
+    pub(crate) fn duplicate(event_id: String) -> Self {
+        Self {
+            published: Published::Duplicate { event_id },
+            taken: Vec::new(),
+            left_pending: false,
+        }
+    }
+}
+
 /// Dedups and stores one event with a delivery row per agent its routes name (`routes` is `None`
 /// until a dispatcher registered routes; such events are routed when it starts).
 #[cfg(test)]
@@ -294,11 +305,7 @@ pub(crate) fn insert_event_taking(
     if let Some((event_id, first_seen)) = seen
         && first_seen >= now.saturating_sub(limits.dedup_window_ms)
     {
-        return Ok(Inserted {
-            published: Published::Duplicate { event_id },
-            taken: Vec::new(),
-            left_pending: false,
-        });
+        return Ok(Inserted::duplicate(event_id));
     }
     if limits.pending.load(Ordering::Relaxed) >= limits.max_pending {
         return Err(BusError::Full {
