@@ -170,7 +170,7 @@ impl Bus {
         store: &LocalStore,
         envelope: Envelope,
     ) -> Result<Published, BusError> {
-        let fresh = Arc::new(Fresh::new(Arc::new(envelope))?);
+        let fresh = Arc::new(Fresh::new(envelope)?);
         let event = NewEvent::new(&fresh);
         let handoff = self.inner.shared.handoff.load_full();
         store
@@ -230,7 +230,7 @@ impl Bus {
     /// [`Bus::publish_local`] for the memory backend: the same handover, with nothing to commit.
     fn publish_memory(&self, store: &MemStore, envelope: Envelope) -> Result<Published, BusError> {
         let shared = &self.inner.shared;
-        let fresh = Arc::new(Fresh::new(Arc::new(envelope))?);
+        let fresh = Arc::new(Fresh::new(envelope)?);
         let handoff = shared.handoff.load();
         let take = |agent: &str| handoff.as_ref().is_some_and(|h| h.slots.try_take(agent));
         let routes = shared.routes.load();
@@ -289,7 +289,7 @@ impl Bus {
     /// The journal's events, newest first (sqlite, memory).
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<StoredEvent>, BusError> {
         if let Store::Memory(store) = &self.inner.store {
-            return Ok(store.list(&filter, sql::now_ms()));
+            return store.list(&filter, sql::now_ms());
         }
         self.local()?
             .call(move |conn, _| sql::list(conn, &filter, sql::now_ms()))
@@ -299,7 +299,7 @@ impl Bus {
     /// One event of the journal (sqlite, memory).
     pub async fn show(&self, id: &str) -> Result<Option<StoredEvent>, BusError> {
         if let Store::Memory(store) = &self.inner.store {
-            return Ok(store.show(id));
+            return store.show(id);
         }
         let id = id.to_owned();
         self.local()?

@@ -445,7 +445,7 @@ async fn deliver_local(state: Arc<State>, work: Work) {
     };
     let parsed;
     let (envelope, json) = match &work.payload {
-        Payload::Fresh(f) => (&*f.envelope, &*f.json),
+        Payload::Fresh(f) => (&*f.envelope, f.json.as_str()),
         Payload::Stored(json) => match serde_json::from_str::<Envelope>(json) {
             Ok(envelope) => {
                 parsed = envelope;

@@ -56,7 +56,7 @@ impl Event {
         }
     }
 
-    fn stored(&self) -> StoredEvent {
+    fn stored(&self) -> Result<StoredEvent, BusError> {
         let mut deliveries: Vec<DeliveryRecord> = self
             .deliveries
             .iter()
@@ -78,11 +78,11 @@ impl Event {
             })
             .collect();
         deliveries.sort_by(|a, b| a.agent.cmp(&b.agent));
-        StoredEvent {
-            envelope: (*self.fresh.envelope).clone(),
+        Ok(StoredEvent {
+            envelope: self.fresh.full_envelope()?,
             status: self.status(),
             deliveries,
-        }
+        })
     }
 }
 
@@ -370,7 +370,7 @@ impl MemStore {
         requeued
     }
 
-    pub(crate) fn list(&self, filter: &ListFilter, now: i64) -> Vec<StoredEvent> {
+    pub(crate) fn list(&self, filter: &ListFilter, now: i64) -> Result<Vec<StoredEvent>, BusError> {
         let since = filter.since.map(|d| now.saturating_sub(dur_ms(d)));
         let state = self.lock();
         state
@@ -392,10 +392,12 @@ impl MemStore {
             .collect()
     }
 
-    pub(crate) fn show(&self, id: &str) -> Option<StoredEvent> {
+    pub(crate) fn show(&self, id: &str) -> Result<Option<StoredEvent>, BusError> {
         let state = self.lock();
-        let seq = state.ids.get(id)?;
-        state.events.get(seq).map(Event::stored)
+        let Some(seq) = state.ids.get(id) else {
+            return Ok(None);
+        };
+        state.events.get(seq).map(Event::stored).transpose()
     }
 
     /// Ends dedup entries past the window. No event is removed: delivered ones are forgotten when

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clawlet_events::Envelope;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::value::RawValue;
 
 use crate::spec::Routes;
 use crate::{
@@ -225,7 +226,7 @@ pub(crate) struct NewEvent {
     pub(crate) delivery_id: String,
     pub(crate) received_at: i64,
     /// The envelope's JSON, shared with deliveries handed straight to the dispatcher.
-    pub(crate) json: Arc<str>,
+    pub(crate) json: Arc<String>,
 }
 
 impl NewEvent {
@@ -407,21 +408,43 @@ pub(crate) enum Payload {
 /// An envelope published by this process, shared by its deliveries.
 #[derive(Debug)]
 pub(crate) struct Fresh {
+    /// The envelope without its payload (`null`): what agents need besides the JSON.
     pub(crate) envelope: Arc<Envelope>,
-    pub(crate) json: Arc<str>,
+    /// The whole envelope's JSON, payload included: the journal stores it, agents receive it.
+    pub(crate) json: Arc<String>,
 }
 
 impl Fresh {
-    /// Serialises the envelope once: the journal stores this JSON and agents receive it.
-    pub(crate) fn new(envelope: Arc<Envelope>) -> Result<Self, BusError> {
-        let json = serde_json::to_string(&*envelope)
-            .map_err(|e| BusError::Storage(format!("cannot serialise the envelope: {e}")))?;
+    /// Serialises the envelope once, then drops its payload, which lives on in the JSON: a large
+    /// body is held once, not twice, until its deliveries are done.
+    pub(crate) fn new(mut envelope: Envelope) -> Result<Self, BusError> {
+        let unreadable = |e: &dyn std::fmt::Display| {
+            BusError::Storage(format!("cannot serialise the envelope: {e}"))
+        };
+        // Sized up front, so that a large payload is not copied again each time the buffer grows.
+        let mut buf = Vec::with_capacity(envelope.payload.get().len() + ENVELOPE_HEAD_BYTES);
+        serde_json::to_writer(&mut buf, &envelope).map_err(|e| unreadable(&e))?;
+        let json = String::from_utf8(buf).map_err(|e| unreadable(&e))?;
+        envelope.payload = RawValue::NULL.to_owned();
         Ok(Self {
-            envelope,
-            json: json.into(),
+            envelope: Arc::new(envelope),
+            json: Arc::new(json),
+        })
+    }
+
+    /// The envelope with its payload, read back from the JSON.
+    pub(crate) fn full_envelope(&self) -> Result<Envelope, BusError> {
+        serde_json::from_str(&self.json).map_err(|e| {
+            BusError::Storage(format!(
+                "event {}: unreadable envelope: {e}",
+                self.envelope.id
+            ))
         })
     }
 }
+
+/// Room for the envelope's fields around its payload, so that serialising rarely grows the buffer.
+const ENVELOPE_HEAD_BYTES: usize = 2048;
 
 /// A delivery handed to the dispatcher.
 #[derive(Debug)]

@@ -189,6 +189,9 @@ async fn run(
         return Ok(Done::Ignored);
     }
 
+    // The envelope holds its own copy of the payload: a large body is not held twice while the
+    // bus stores it.
+    drop(body);
     match app.0.bus.publish_owned(envelope).await {
         Ok(Published::Accepted { event_id }) => Ok(Done::Accepted(event_id)),
         Ok(Published::Duplicate { event_id }) => {

@@ -64,19 +64,21 @@ impl Fixture {
     fn ids(&self, filter: &ListFilter, now: i64) -> Vec<String> {
         self.store
             .list(filter, now)
+            .unwrap()
             .into_iter()
             .map(|e| e.envelope.id)
             .collect()
     }
 
     fn status(&self, id: &str) -> Option<DeliveryStatus> {
-        self.store.show(id).map(|e| e.status)
+        self.store.show(id).unwrap().map(|e| e.status)
     }
 
     /// The event's deliveries as (agent, status, attempts, last error, next attempt in ms).
     fn deliveries(&self, id: &str) -> Vec<Record> {
         self.store
             .show(id)
+            .unwrap()
             .unwrap()
             .deliveries
             .into_iter()
@@ -159,7 +161,7 @@ fn event_at(
         ))
         .unwrap(),
     };
-    Arc::new(Fresh::new(Arc::new(envelope)).unwrap())
+    Arc::new(Fresh::new(envelope).unwrap())
 }
 
 fn event(id: &str, handler: &str, delivery: &str) -> Arc<Fresh> {
@@ -196,7 +198,10 @@ fn a_delivery_id_is_deduplicated_per_handler() {
         );
     }
     assert_eq!(mem.ids(&ListFilter::default(), 1_000), ["e5", "e3", "e1"]);
-    assert!(mem.store.show("e2").is_none(), "a duplicate is not stored");
+    assert!(
+        mem.store.show("e2").unwrap().is_none(),
+        "a duplicate is not stored"
+    );
     assert_eq!(mem.pending(), 3);
 }
 
@@ -285,7 +290,7 @@ fn full_refuses_new_events_but_still_answers_duplicates() {
         matches!(err, BusError::Full { retry_after } if retry_after == FULL_RETRY_AFTER),
         "{err:?}"
     );
-    assert!(mem.store.show("e3").is_none());
+    assert!(mem.store.show("e3").unwrap().is_none());
     assert_eq!(mem.ids(&ListFilter::default(), 1), ["e2", "e1"]);
     assert_eq!(mem.pending(), 2);
 
@@ -436,7 +441,7 @@ fn delivered_event_is_forgotten_but_its_delivery_id_still_deduplicated() {
     assert_eq!(mem.pending(), 1);
 
     mem.finish("e1", "b", &Finish::Delivered, 10);
-    assert!(mem.store.show("e1").is_none());
+    assert!(mem.store.show("e1").unwrap().is_none());
     assert_eq!(mem.ids(&ListFilter::default(), 10), Vec::<String>::new());
     assert_eq!(mem.pending(), 0);
     // A late or repeated finish of a forgotten event changes nothing.
@@ -504,7 +509,7 @@ fn retry_is_due_at_its_time_with_the_attempt_and_error_kept() {
     );
     assert_eq!(mem.claim_all(90), owned(&[("e1", "a", 2)]));
     mem.finish("e1", "a", &Finish::Delivered, 95);
-    assert!(mem.store.show("e1").is_none());
+    assert!(mem.store.show("e1").unwrap().is_none());
     assert_eq!(mem.pending(), 0);
 }
 
@@ -743,7 +748,7 @@ fn unrouted_events_wait_for_routes() {
         [record("gh", DeliveryStatus::Pending, 0, None, Some(5))]
     );
     assert!(
-        mem.store.show("e2").is_none(),
+        mem.store.show("e2").unwrap().is_none(),
         "no route matches: delivered, so forgotten"
     );
     assert_eq!(mem.pending(), 1);
@@ -766,7 +771,7 @@ fn an_event_no_route_wants_is_delivered_at_once() {
     assert_eq!(inserted.published, accepted("e1"));
     assert!(inserted.taken.is_empty());
     assert!(!inserted.left_pending);
-    assert!(mem.store.show("e1").is_none());
+    assert!(mem.store.show("e1").unwrap().is_none());
     assert_eq!(mem.pending(), 0);
     assert_eq!(
         mem.insert(&event("e2", "github", "d1"), Some(&r), 1),
