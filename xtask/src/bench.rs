@@ -249,6 +249,19 @@ fn sizes(bench: &Bench) -> Result<String> {
         for server in bench.servers(Backend::Sqlite) {
             rows.push(measure(bench, &server, &load, &human_size(size))?);
         }
+        if size > 4 * KIB * KIB {
+            let tuned = OursConfig {
+                deploy_allocator: true,
+                ..OursConfig::plain(Backend::Sqlite)
+            };
+            let case = format!(
+                "{}, {}={}",
+                human_size(size),
+                DEPLOY_ALLOCATOR_ENV.0,
+                DEPLOY_ALLOCATOR_ENV.1
+            );
+            rows.push(measure(bench, &Server::Ours(tuned), &load, &case)?);
+        }
         fs::remove_file(&path).ok();
     }
     let mut out = String::from("### Body sizes (sqlite backend for clawlet)\n\n");
@@ -289,9 +302,9 @@ fn overload(bench: &Bench) -> Result<String> {
     let push = bench.push_body.clone();
     let mut rows = Vec::new();
     let small_queue = Server::Ours(OursConfig {
-        backend: Backend::Sqlite,
         max_pending: Some(64),
         agent_sleep: Some(2),
+        ..OursConfig::plain(Backend::Sqlite)
     });
     for (server, case) in [
         (Server::ours(Backend::Sqlite), "sqlite, no limit reached"),
@@ -313,10 +326,10 @@ fn slow_agent(bench: &Bench) -> Result<String> {
     let push = bench.push_body.clone();
     let mut rows = Vec::new();
     let slow = Server::Ours(OursConfig {
-        backend: Backend::Sqlite,
         // Far above what a run can queue, so that no answer is a 503.
         max_pending: Some(10_000_000),
         agent_sleep: Some(1),
+        ..OursConfig::plain(Backend::Sqlite)
     });
     for (server, case) in [
         (Server::ours(Backend::Sqlite), "sqlite, no agent"),
@@ -356,7 +369,25 @@ struct OursConfig {
     max_pending: Option<u32>,
     /// An exec agent that sleeps this many seconds per event.
     agent_sleep: Option<u32>,
+    /// Run with the allocator setting of deploy/clawlet-webhookd.service.
+    deploy_allocator: bool,
 }
+
+impl OursConfig {
+    /// The generated configuration as it is, no agent, no queue limit, default allocator.
+    fn plain(backend: Backend) -> Self {
+        Self {
+            backend,
+            max_pending: None,
+            agent_sleep: None,
+            deploy_allocator: false,
+        }
+    }
+}
+
+/// The environment deploy/clawlet-webhookd.service gives glibc's allocator (a test keeps the two
+/// the same).
+const DEPLOY_ALLOCATOR_ENV: (&str, &str) = ("MALLOC_MMAP_THRESHOLD_", "4194304");
 
 #[derive(Debug, Clone, Copy)]
 enum Server {
@@ -367,11 +398,7 @@ enum Server {
 
 impl Server {
     fn ours(backend: Backend) -> Self {
-        Self::Ours(OursConfig {
-            backend,
-            max_pending: None,
-            agent_sleep: None,
-        })
+        Self::Ours(OursConfig::plain(backend))
     }
 
     fn name(&self) -> String {
@@ -441,6 +468,9 @@ fn start(bench: &Bench, server: &Server, run_id: usize) -> Result<Running> {
                 .arg(&path)
                 .env("RUST_LOG", "warn")
                 .current_dir(&dir);
+            if config.deploy_allocator {
+                command.env(DEPLOY_ALLOCATOR_ENV.0, DEPLOY_ALLOCATOR_ENV.1);
+            }
             (
                 command,
                 format!("http://127.0.0.1:{port}/webhook/github"),
@@ -959,6 +989,17 @@ impl Drop for WorkDir {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_bench_runs_with_the_allocator_setting_the_systemd_unit_ships() {
+        let unit = include_str!("../../deploy/clawlet-webhookd.service");
+        let (name, value) = super::DEPLOY_ALLOCATOR_ENV;
+        assert!(
+            unit.lines()
+                .any(|l| l.trim() == format!("Environment={name}={value}")),
+            "deploy/clawlet-webhookd.service does not set {name}={value}"
+        );
+    }
+
     use super::*;
 
     #[test]
