@@ -316,6 +316,46 @@ fn deliveries_taken_at_insert_are_in_flight_until_a_restart() {
     assert!(dup.taken.is_empty() && !dup.left_pending);
 }
 
+/// An envelope past the streaming size is written into its row in place; every reader gets the
+/// same JSON back as text.
+#[test]
+fn a_large_envelope_reads_back_as_it_was_written() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    let mut ev = event("e1", "github", "d1", 0);
+    let pad = "x".repeat(STREAM_ENVELOPE_BYTES);
+    ev.json = ev
+        .json
+        .replace(
+            r#""payload":{}"#,
+            &format!(r#""payload":{{"pad":"{pad}"}}"#),
+        )
+        .into();
+    assert!(ev.json.len() > STREAM_ENVELOPE_BYTES);
+    insert(&conn, &pending, &ev, Some(&routes(&["a"])), 0);
+
+    let kind: String = conn
+        .query_row("SELECT typeof(envelope) FROM envelopes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kind, "blob", "written in place, not bound");
+    let shown = show(&conn, "e1").unwrap().unwrap();
+    assert_eq!(
+        serde_json::to_string(&shown.envelope).unwrap(),
+        *ev.json,
+        "show"
+    );
+    let listed = list(&conn, &ListFilter::default(), 0).unwrap();
+    assert_eq!(listed.len(), 1);
+    let work = claim(&conn, &all, 0).unwrap().work;
+    match &work[..] {
+        [w] => match &w.payload {
+            Payload::Stored(json) => assert_eq!(json, &*ev.json, "claim"),
+            Payload::Fresh(_) => panic!("a claim reads the journal"),
+        },
+        other => panic!("claimed {other:?}"),
+    }
+}
+
 #[test]
 fn unrouted_events_wait_for_routes() {
     let conn = db();
