@@ -796,8 +796,10 @@ async fn unverified_handlers_need_the_explicit_opt_out() {
     let daemon = Daemon::start(&format!(
         "{base}    github:\n      verify: false\n    stripe:\n      verify: false\n"
     ));
+    // One warning per handler, written one after the other: wait for both.
     let deadline = tokio::time::Instant::now() + BOUND;
-    while !daemon.logs().contains("UNVERIFIED") && tokio::time::Instant::now() < deadline {
+    while daemon.logs().matches("UNVERIFIED").count() < 2 && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let logs = daemon.logs();
