@@ -110,6 +110,33 @@ fn dedup_key(handler: &str, delivery_id: &str) -> DedupKey {
     key
 }
 
+/// An event id as a dedup entry keeps it: 16 bytes for the UUIDs publish assigns, the text for
+/// any other (so that it reads back exactly as it was).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EventRef {
+    Uuid([u8; 16]),
+    Text(Box<str>),
+}
+
+impl EventRef {
+    fn new(id: &str) -> Self {
+        match uuid::Uuid::try_parse(id) {
+            // Only the canonical spelling, so that `to_string` gives back `id` itself.
+            Ok(uuid) if uuid.hyphenated().to_string() == id => Self::Uuid(uuid.into_bytes()),
+            _ => Self::Text(id.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for EventRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Uuid(bytes) => uuid::Uuid::from_bytes(*bytes).hyphenated().fmt(f),
+            Self::Text(text) => f.write_str(text),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     next_seq: u64,
@@ -117,8 +144,8 @@ struct State {
     events: BTreeMap<u64, Event>,
     ids: HashMap<String, u64>,
     /// Dedup key → (event id, first seen). Entries live for the whole dedup window, so they are
-    /// kept small: the key is a digest, not the two strings.
-    dedup: HashMap<DedupKey, (Box<str>, i64)>,
+    /// kept small: the key is a digest, not the two strings, and the id 16 bytes in place.
+    dedup: HashMap<DedupKey, (EventRef, i64)>,
     /// Dedup keys by first sighting, to end them when the window passes.
     dedup_order: VecDeque<(i64, DedupKey)>,
     /// Pending deliveries by due time: (due, event seq, agent).
@@ -182,7 +209,7 @@ impl MemStore {
                 last_error: None,
             });
         }
-        state.dedup.insert(key, (env.id.as_str().into(), now));
+        state.dedup.insert(key, (EventRef::new(&env.id), now));
         state.dedup_order.push_back((now, key));
         let event = Event {
             fresh: Arc::clone(fresh),

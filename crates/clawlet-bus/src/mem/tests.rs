@@ -879,3 +879,23 @@ fn list_filters_newest_first_and_honours_the_limit() {
         &[],
     );
 }
+
+/// A dedup entry keeps a canonical UUID in 16 bytes and any other id as text; each reads back as
+/// the id it was made from.
+#[test]
+fn dedup_entries_give_back_the_event_id_they_were_made_from() {
+    let ids = [
+        "0190f5c2-7d4e-7abc-8def-0123456789ab",
+        "0190F5C2-7D4E-7ABC-8DEF-0123456789AB",
+        "0190f5c27d4e7abc8def0123456789ab",
+        "{0190f5c2-7d4e-7abc-8def-0123456789ab}",
+        "e1",
+        "",
+    ];
+    for id in ids {
+        let kept = EventRef::new(id);
+        assert_eq!(kept.to_string(), id);
+        assert_eq!(matches!(kept, EventRef::Uuid(_)), id == ids[0], "{id}");
+    }
+    assert!(std::mem::size_of::<EventRef>() <= 24);
+}
