@@ -16,6 +16,9 @@ fn db() -> Connection {
 }
 
 fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent {
+    let json = format!(
+        r#"{{"id":"{id}","handler":"{handler}","source":"github","type":"push","action":null,"delivery_id":"{delivery}","received_at":"2026-01-01T00:00:00Z","summary":"s","headers":{{}},"payload":{{}}}}"#
+    );
     NewEvent {
         id: id.to_owned(),
         handler: handler.to_owned(),
@@ -23,10 +26,8 @@ fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent 
         event_type: "push".to_owned(),
         delivery_id: delivery.to_owned(),
         received_at,
-        json: format!(
-            r#"{{"id":"{id}","handler":"{handler}","source":"github","type":"push","action":null,"delivery_id":"{delivery}","received_at":"2026-01-01T00:00:00Z","summary":"s","headers":{{}},"payload":{{}}}}"#
-        )
-        .into(),
+        packed: Codec::pack(&json),
+        json: json.into(),
     }
 }
 
@@ -321,32 +322,108 @@ fn deliveries_taken_at_insert_are_in_flight_until_a_restart() {
 #[test]
 fn a_large_envelope_reads_back_as_it_was_written() {
     let conn = db();
-    let pending = AtomicU64::new(0);
-    let mut ev = event("e1", "github", "d1", 0);
     let pad = "x".repeat(STREAM_ENVELOPE_BYTES);
-    ev.json = ev
-        .json
-        .replace(
-            r#""payload":{}"#,
-            &format!(r#""payload":{{"pad":"{pad}"}}"#),
-        )
-        .into();
+    let ev = event_with_payload(&format!(r#"{{"pad":"{pad}"}}"#));
     assert!(ev.json.len() > STREAM_ENVELOPE_BYTES);
-    insert(&conn, &pending, &ev, Some(&routes(&["a"])), 0);
+    assert_eq!(
+        store_and_read_back(&conn, &ev),
+        (Codec::Raw as i64, ev.json.len()),
+        "written in place as it is, however well it would compress"
+    );
+}
 
-    let kind: String = conn
-        .query_row("SELECT typeof(envelope) FROM envelopes", [], |r| r.get(0))
+/// A push-sized envelope is stored as an LZ4 block, a good deal shorter than its JSON.
+#[test]
+fn a_compressible_envelope_is_stored_compressed() {
+    let conn = db();
+    let commits: Vec<String> = (0..40)
+        .map(|i| {
+            format!(
+                r#"{{"id":"{i:040x}","url":"https://github.com/octo-org/repo/commit/{i:040x}"}}"#
+            )
+        })
+        .collect();
+    let ev = event_with_payload(&format!(r#"{{"commits":[{}]}}"#, commits.join(",")));
+    let (codec, stored) = store_and_read_back(&conn, &ev);
+    assert_eq!(codec, Codec::Lz4 as i64);
+    assert!(
+        stored * 2 < ev.json.len(),
+        "{stored} of {} bytes",
+        ev.json.len()
+    );
+}
+
+/// An envelope that compression would shorten by less than an eighth is stored as it is.
+#[test]
+fn an_incompressible_envelope_is_stored_as_it_is() {
+    let conn = db();
+    // Hex digits of a pseudo-random sequence: LZ4 finds no repeats to shorten.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: String = (0..64)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{x:016x}")
+        })
+        .collect();
+    let ev = event_with_payload(&format!(r#"{{"n":"{noise}"}}"#));
+    assert_eq!(
+        store_and_read_back(&conn, &ev),
+        (Codec::Raw as i64, ev.json.len())
+    );
+}
+
+/// A damaged row is an error for the reader, not a panic or a huge allocation.
+#[test]
+fn a_damaged_envelope_is_refused() {
+    let conn = db();
+    insert(
+        &conn,
+        &AtomicU64::new(0),
+        &event("e1", "github", "d1", 0),
+        None,
+        0,
+    );
+    let damage = |envelope: &[u8], codec: i64| {
+        conn.execute(
+            "UPDATE envelopes SET envelope = ?1, codec = ?2",
+            params![envelope, codec],
+        )
         .unwrap();
-    assert_eq!(kind, "blob", "written in place, not bound");
-    let shown = show(&conn, "e1").unwrap().unwrap();
+        show(&conn, "e1").unwrap_err().to_string()
+    };
+    let huge = [&u32::MAX.to_le_bytes()[..], b"\x00"].concat();
+    assert!(damage(&huge, Codec::Lz4 as i64).contains("claims 4294967295 bytes"));
+    assert!(damage(b"\x10\x00\x00\x00\xff", Codec::Lz4 as i64).contains("damaged envelope"));
+    assert!(damage(b"{}", 7).contains("unknown codec 7"));
+    assert!(damage(b"\xff\xfe", Codec::Raw as i64).contains("not UTF-8"));
+}
+
+/// An event whose payload is `payload`.
+fn event_with_payload(payload: &str) -> NewEvent {
+    let mut ev = event("e1", "github", "d1", 0);
+    let json = ev
+        .json
+        .replace(r#""payload":{}"#, &format!(r#""payload":{payload}"#));
+    ev.packed = Codec::pack(&json);
+    ev.json = json.into();
+    ev
+}
+
+/// Stores `ev` routed to one agent, checks that show, list and claim return its JSON unchanged,
+/// and returns its row's codec and stored length.
+fn store_and_read_back(conn: &Connection, ev: &NewEvent) -> (i64, usize) {
+    insert(conn, &AtomicU64::new(0), ev, Some(&routes(&["a"])), 0);
+    let shown = show(conn, &ev.id).unwrap().unwrap();
     assert_eq!(
         serde_json::to_string(&shown.envelope).unwrap(),
         *ev.json,
         "show"
     );
-    let listed = list(&conn, &ListFilter::default(), 0).unwrap();
+    let listed = list(conn, &ListFilter::default(), 0).unwrap();
     assert_eq!(listed.len(), 1);
-    let work = claim(&conn, &all, 0).unwrap().work;
+    let work = claim(conn, &all, 0).unwrap().work;
     match &work[..] {
         [w] => match &w.payload {
             Payload::Stored(json) => assert_eq!(json, &*ev.json, "claim"),
@@ -354,6 +431,10 @@ fn a_large_envelope_reads_back_as_it_was_written() {
         },
         other => panic!("claimed {other:?}"),
     }
+    conn.query_row("SELECT codec, length(envelope) FROM envelopes", [], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? as usize))
+    })
+    .unwrap()
 }
 
 #[test]
@@ -461,7 +542,7 @@ fn a_journal_of_another_schema_version_is_refused() {
     let message = err
         .to_string()
         .replace(&path.display().to_string(), "[path]");
-    insta::assert_snapshot!(message, @"journal storage error: journal [path]: written with schema version 1, but this build reads version 2; move the file (and its -wal and -shm files) aside to start a new journal");
+    insta::assert_snapshot!(message, @"journal storage error: journal [path]: written with schema version 1, but this build reads version 3; move the file (and its -wal and -shm files) aside to start a new journal");
     let tables: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
