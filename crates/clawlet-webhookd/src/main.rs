@@ -30,6 +30,9 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, ConfigCommand};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for a usage or configuration error, which the operator fixes by editing something.
 const EXIT_CONFIG: u8 = 2;
 /// Exit code for a failure at run time.
