@@ -17,8 +17,9 @@ use crate::{
 /// Delivery rows claimed by a dispatcher; reset to pending when the process restarts.
 const INFLIGHT: &str = "inflight";
 
-/// The schema this build reads and writes, kept in `PRAGMA user_version`. A journal written with
-/// another version is refused rather than misread: the project has no migrations yet.
+/// The schema this build reads and writes, kept in `PRAGMA user_version`. A journal of version 2
+/// is migrated when it is opened (see [`migrate_from_2`]); any other version is refused rather than
+/// misread.
 pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Every index below is there for a statement in this file; the partial ones hold only rows that
@@ -139,6 +140,10 @@ fn check_schema(conn: &Connection) -> Result<bool, BusError> {
     if found == SCHEMA_VERSION {
         return Ok(false);
     }
+    if found == 2 {
+        migrate_from_2(conn)?;
+        return Ok(false);
+    }
     let tables: i64 = conn.query_row(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
         [],
@@ -152,6 +157,22 @@ fn check_schema(conn: &Connection) -> Result<bool, BusError> {
         )));
     }
     Ok(true)
+}
+
+/// Version 2 stored every envelope uncompressed, as TEXT or, from 1 MiB, as a BLOB; both read
+/// back as [`Codec::Raw`], so the migration only adds the `codec` column.
+fn migrate_from_2(conn: &Connection) -> Result<(), BusError> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    // Checked again under the write lock: another process may have migrated it meanwhile.
+    if schema_version(&tx)? == 2 {
+        tx.execute_batch(
+            "ALTER TABLE envelopes ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+             PRAGMA user_version = 3;",
+        )?;
+        tracing::info!("journal migrated from schema version 2 to 3");
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn create_schema(conn: &Connection) -> Result<(), BusError> {

@@ -560,3 +560,51 @@ fn a_journal_of_another_schema_version_is_refused() {
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+/// A version 2 journal (no `codec` column; envelopes as TEXT, or BLOB from 1 MiB) is migrated in
+/// place when opened, and what it held reads back unchanged.
+#[test]
+fn a_version_2_journal_is_migrated_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.sqlite");
+    let small = event("e1", "github", "d1", 0);
+    let large = {
+        let pad = "x".repeat(STREAM_ENVELOPE_BYTES);
+        let mut ev = event_with_payload(&format!(r#"{{"pad":"{pad}"}}"#));
+        ev.id = "e2".to_owned();
+        ev.delivery_id = "d2".to_owned();
+        ev
+    };
+    {
+        // Version 3 taken back to version 2: the column dropped, the envelopes stored as that
+        // version wrote them.
+        let conn = Connection::open(&path).unwrap();
+        configure(&conn, true).unwrap();
+        let pending = AtomicU64::new(0);
+        insert(&conn, &pending, &small, None, 0);
+        insert(&conn, &pending, &large, None, 0);
+        conn.execute(
+            "UPDATE envelopes SET envelope = CAST(?1 AS TEXT) WHERE seq = 1",
+            [&*small.json],
+        )
+        .unwrap();
+        conn.execute_batch("ALTER TABLE envelopes DROP COLUMN codec; PRAGMA user_version = 2;")
+            .unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    configure(&conn, true).unwrap();
+    assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+    for ev in [&small, &large] {
+        let shown = show(&conn, &ev.id).unwrap().unwrap();
+        assert_eq!(serde_json::to_string(&shown.envelope).unwrap(), *ev.json);
+    }
+    // New events are written the version 3 way beside the old ones.
+    let third = event("e3", "github", "d3", 0);
+    insert(&conn, &AtomicU64::new(0), &third, None, 0);
+    assert!(show(&conn, "e3").unwrap().is_some());
+    // Opening it again finds version 3 and changes nothing.
+    drop(conn);
+    let again = Connection::open(&path).unwrap();
+    configure(&again, true).unwrap();
+    assert_eq!(list(&again, &ListFilter::default(), 0).unwrap().len(), 3);
+}
