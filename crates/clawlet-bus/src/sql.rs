@@ -252,7 +252,7 @@ pub(crate) struct NewEvent {
     pub(crate) received_at: i64,
     /// The envelope's JSON, shared with deliveries handed straight to the dispatcher.
     pub(crate) json: Arc<String>,
-    /// The JSON compressed, when that is how it is stored (see [`Codec::for_json`]).
+    /// The JSON compressed, when that is how it is stored (see [`Codec::pack`]).
     pub(crate) packed: Option<Vec<u8>>,
 }
 

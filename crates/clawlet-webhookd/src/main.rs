@@ -30,6 +30,9 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, ConfigCommand};
 
+/// mimalloc rather than glibc's malloc, whose bookkeeping for body-sized buffers was about a tenth
+/// of the CPU per request (BENCHMARKS.md). Set here, in the binary: the library crates leave the
+/// choice to whoever links them.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
