@@ -202,6 +202,21 @@ pub(crate) fn log_routes(agents: &[&str]) -> Routes {
     Routes::new(routes, &specs).unwrap()
 }
 
+/// Routes sending only `handler`'s events to one `log` agent named `agent`, for the storage
+/// backends' tests.
+#[cfg(test)]
+pub(crate) fn handler_route(handler: &str, agent: &str) -> Routes {
+    Routes::new(
+        vec![RouteSpec {
+            handlers: vec![handler.to_owned()],
+            events: vec![],
+            agent: agent.to_owned(),
+        }],
+        &[AgentSpec::new(agent, AgentKind::Log)],
+    )
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,7 @@ use std::time::Duration;
 use clawlet_events::{Envelope, Source};
 
 use super::*;
-use crate::spec::log_routes as routes;
-use crate::{AgentKind, AgentSpec, RouteSpec};
+use crate::spec::{handler_route, log_routes as routes};
 
 const WINDOW_MS: i64 = 60_000;
 
@@ -731,16 +730,7 @@ fn unrouted_events_wait_for_routes() {
     assert_eq!(mem.deliveries("e1"), []);
     assert_eq!(mem.claim_all(0), owned(&[]));
 
-    let specs = [AgentSpec::new("gh", AgentKind::Log)];
-    let r = Routes::new(
-        vec![RouteSpec {
-            handlers: vec!["github".into()],
-            events: vec![],
-            agent: "gh".into(),
-        }],
-        &specs,
-    )
-    .unwrap();
+    let r = handler_route("github", "gh");
     assert_eq!(mem.store.route_unrouted(&mem.shared, &r, 5), 2);
     assert_eq!(mem.status("e1"), Some(DeliveryStatus::Pending));
     assert_eq!(

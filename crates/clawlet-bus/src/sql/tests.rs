@@ -4,8 +4,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::*;
-use crate::spec::log_routes as routes;
-use crate::{AgentKind, AgentSpec, RouteSpec};
+use crate::spec::{handler_route, log_routes as routes};
 
 const WINDOW_MS: i64 = 60_000;
 
@@ -444,16 +443,7 @@ fn unrouted_events_wait_for_routes() {
     insert(&conn, &pending, &event("e1", "github", "d1", 0), None, 0);
     insert(&conn, &pending, &event("e2", "stripe", "d2", 0), None, 0);
     assert_eq!(claim(&conn, &all, 0).unwrap().work.len(), 0);
-    let specs = [AgentSpec::new("gh", AgentKind::Log)];
-    let r = Routes::new(
-        vec![RouteSpec {
-            handlers: vec!["github".into()],
-            events: vec![],
-            agent: "gh".into(),
-        }],
-        &specs,
-    )
-    .unwrap();
+    let r = handler_route("github", "gh");
     assert_eq!(route_unrouted(&conn, &r, Some(&pending), 0).unwrap(), 2);
     assert_eq!(state(&conn, "e1"), "pending");
     assert_eq!(
