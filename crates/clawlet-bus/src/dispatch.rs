@@ -283,10 +283,12 @@ pub(crate) struct Attempted {
 }
 
 impl Attempted {
-    /// No attempt: the delivery cannot be made at all.
-    pub(crate) fn dead(error: String) -> Self {
+    /// No attempt: the stored envelope cannot be read, so the delivery can never be made.
+    pub(crate) fn unreadable(error: &dyn std::fmt::Display) -> Self {
         Self {
-            decision: Decision::Dead { error },
+            decision: Decision::Dead {
+                error: format!("unreadable envelope: {error}"),
+            },
             report: None,
         }
     }
@@ -443,23 +445,16 @@ async fn deliver_local(state: Arc<State>, work: Work) {
         },
         None => None,
     };
-    let parsed;
-    let (envelope, json) = match &work.payload {
-        Payload::Fresh(f) => (&*f.envelope, f.json.as_str()),
+    let attempted = match &work.payload {
+        Payload::Fresh(f) => {
+            attempt_once(&state, &work.agent, &f.envelope, &f.json, work.attempts).await
+        }
         Payload::Stored(json) => match serde_json::from_str::<Envelope>(json) {
-            Ok(envelope) => {
-                parsed = envelope;
-                (&parsed, json.as_str())
-            }
-            Err(e) => {
-                let error = format!("unreadable envelope: {e}");
-                drop(permit);
-                finish(&state, work.event_id, work.agent, Finish::Dead { error }).await;
-                return;
-            }
+            Ok(envelope) => attempt_once(&state, &work.agent, &envelope, json, work.attempts).await,
+            Err(e) => Attempted::unreadable(&e),
         },
+        Payload::Damaged(error) => Attempted::unreadable(error),
     };
-    let attempted = attempt_once(&state, &work.agent, envelope, json, work.attempts).await;
     drop(permit);
     let outcome = match &attempted.decision {
         Decision::Delivered => Finish::Delivered,

@@ -344,7 +344,7 @@ async fn handle(
     });
     let attempted = match &parsed {
         Ok(envelope) => attempt_once(state, agent, envelope, &json, attempts).await,
-        Err(e) => Attempted::dead(format!("unreadable envelope: {e}")),
+        Err(e) => Attempted::unreadable(e),
     };
     let acked = match &attempted.decision {
         Decision::Delivered => message.ack().await,

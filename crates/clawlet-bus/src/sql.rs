@@ -451,13 +451,20 @@ fn insert_envelope(conn: &Connection, ev: &NewEvent) -> Result<(), BusError> {
     Ok(())
 }
 
-/// Reads the envelope's JSON from the columns `envelope` (at `at`) and `codec` (just after it).
+/// Reads the envelope's JSON from the columns `envelope` (at `at`) and `codec` (just after it);
+/// a row that cannot be decoded is an error.
 fn envelope_json(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<String> {
-    let codec: i64 = row.get(at + 1)?;
-    let bytes = row.get_ref(at)?.as_bytes()?;
-    decode_envelope(bytes, codec).map_err(|e| {
+    stored_json(row, at)?.map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Blob, e.into())
     })
+}
+
+/// [`envelope_json`], with a row that cannot be decoded given back as the reason (the outer
+/// error is SQLite's).
+fn stored_json(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Result<String, String>> {
+    let codec: i64 = row.get(at + 1)?;
+    let bytes = row.get_ref(at)?.as_bytes()?;
+    Ok(decode_envelope(bytes, codec))
 }
 
 fn decode_envelope(bytes: &[u8], codec: i64) -> Result<String, String> {
@@ -519,6 +526,9 @@ pub(crate) fn route_unrouted(
 pub(crate) enum Payload {
     /// The stored JSON, parsed when the delivery is attempted.
     Stored(String),
+    /// A stored envelope that cannot be decoded, and why: its delivery goes dead rather than
+    /// failing every claim that meets it.
+    Damaged(String),
     /// The envelope as published, with its stored JSON.
     Fresh(Arc<Fresh>),
 }
@@ -626,7 +636,10 @@ pub(crate) fn claim(
                     event_id: r.get(0)?,
                     agent: r.get(1)?,
                     attempts: r.get(2)?,
-                    payload: Payload::Stored(envelope_json(r, 3)?),
+                    payload: match stored_json(r, 3)? {
+                        Ok(json) => Payload::Stored(json),
+                        Err(error) => Payload::Damaged(error),
+                    },
                 })
             },
         )?;

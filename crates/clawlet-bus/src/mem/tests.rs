@@ -121,7 +121,9 @@ fn work(claimed: &Claimed) -> Vec<(String, String, u32)> {
         .map(|w| {
             match &w.payload {
                 Payload::Fresh(fresh) => assert_eq!(fresh.envelope.id, w.event_id),
-                Payload::Stored(_) => panic!("{}: the memory backend re-read JSON", w.event_id),
+                Payload::Stored(_) | Payload::Damaged(_) => {
+                    panic!("{}: the memory backend re-read JSON", w.event_id)
+                }
             }
             (w.event_id.clone(), w.agent.clone(), w.attempts)
         })

@@ -399,6 +399,50 @@ fn a_damaged_envelope_is_refused() {
     assert!(damage(b"\xff\xfe", Codec::Raw as i64).contains("not UTF-8"));
 }
 
+/// A claim that meets a damaged envelope hands its delivery out as damaged (to go dead) and
+/// still hands out the others: one bad row must not stop every claim.
+#[test]
+fn a_claim_hands_out_a_damaged_envelope_beside_the_others() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    let r = routes(&["a"]);
+    insert(
+        &conn,
+        &pending,
+        &event("e1", "github", "d1", 0),
+        Some(&r),
+        0,
+    );
+    insert(
+        &conn,
+        &pending,
+        &event("e2", "github", "d2", 1),
+        Some(&r),
+        1,
+    );
+    conn.execute(
+        "UPDATE envelopes SET envelope = ?1, codec = ?2 WHERE seq = 1",
+        params![&b"\x10\x00\x00\x00\xff"[..], Codec::Lz4 as i64],
+    )
+    .unwrap();
+    let mut work = claim(&conn, &all, 5).unwrap().work;
+    work.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    match &work[..] {
+        [damaged, good] => {
+            assert_eq!(damaged.event_id, "e1");
+            assert!(
+                matches!(&damaged.payload, Payload::Damaged(e) if e.contains("damaged envelope")),
+                "{:?}",
+                damaged.payload
+            );
+            assert!(
+                matches!(&good.payload, Payload::Stored(json) if json.contains(r#""id":"e2""#))
+            );
+        }
+        other => panic!("claimed {other:?}"),
+    }
+}
+
 /// An event whose payload is `payload`.
 fn event_with_payload(payload: &str) -> NewEvent {
     let mut ev = event("e1", "github", "d1", 0);
@@ -426,7 +470,7 @@ fn store_and_read_back(conn: &Connection, ev: &NewEvent) -> (i64, usize) {
     match &work[..] {
         [w] => match &w.payload {
             Payload::Stored(json) => assert_eq!(json, &*ev.json, "claim"),
-            Payload::Fresh(_) => panic!("a claim reads the journal"),
+            other => panic!("a claim reads the journal, and gave {other:?}"),
         },
         other => panic!("claimed {other:?}"),
     }
