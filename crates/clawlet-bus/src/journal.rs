@@ -21,10 +21,8 @@ impl Journal {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| {
-            BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
-        })?;
-        sql::configure(&conn, true).map_err(sql::at_path(path))?;
+        let conn = Connection::open_with_flags(path, flags).map_err(sql::open_failed(path))?;
+        sql::configure(&conn).map_err(sql::at_path(path))?;
         Ok(Journal { conn })
     }
 

@@ -47,10 +47,8 @@ impl LocalStore {
                 ))
             })?;
         }
-        let conn = Connection::open(path).map_err(|e| {
-            BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
-        })?;
-        sql::configure(&conn, true).map_err(sql::at_path(path))?;
+        let conn = Connection::open(path).map_err(sql::open_failed(path))?;
+        sql::configure(&conn).map_err(sql::at_path(path))?;
         let recovered = sql::reset_inflight(&conn)?;
         if recovered > 0 {
             tracing::info!(
@@ -67,9 +65,7 @@ impl LocalStore {
         // connection of their own, so that commits do not wait behind them; the writer's own
         // automatic checkpoints are turned off.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpoints = Connection::open(path).map_err(|e| {
-            BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
-        })?;
+        let checkpoints = Connection::open(path).map_err(sql::open_failed(path))?;
         checkpoints.busy_timeout(Duration::from_secs(5))?;
         {
             let shared = Arc::clone(&shared);

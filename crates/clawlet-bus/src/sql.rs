@@ -84,9 +84,10 @@ pub(crate) fn dur_ms(d: Duration) -> i64 {
 }
 
 /// Sets the pragmas and creates the schema on a fresh database; refuses one written with another
-/// schema version. `durable` asks for WAL and a full fsync per commit, so that an acknowledged
-/// event survives power loss.
-pub(crate) fn configure(conn: &Connection, durable: bool) -> Result<(), BusError> {
+/// schema version. A journal file gets WAL and a full fsync per commit, so that an acknowledged
+/// event survives power loss; an in-memory database (the tests') can have neither.
+pub(crate) fn configure(conn: &Connection) -> Result<(), BusError> {
+    let durable = conn.path().is_some_and(|p| !p.is_empty());
     conn.busy_timeout(Duration::from_secs(5))?;
     // Before any pragma that writes to the file: an old journal is left exactly as it was.
     let create = check_schema(conn)?;
@@ -117,6 +118,11 @@ pub(crate) fn configure(conn: &Connection, durable: bool) -> Result<(), BusError
         create_schema(conn)?;
     }
     Ok(())
+}
+
+/// Names the journal file in the error of opening it.
+pub(crate) fn open_failed(path: &std::path::Path) -> impl FnOnce(rusqlite::Error) -> BusError + '_ {
+    move |e| BusError::Storage(format!("cannot open journal {}: {e}", path.display()))
 }
 
 /// Names the journal file in a storage error from [`configure`].

@@ -10,7 +10,7 @@ const WINDOW_MS: i64 = 60_000;
 
 fn db() -> Connection {
     let conn = Connection::open_in_memory().unwrap();
-    configure(&conn, false).unwrap();
+    configure(&conn).unwrap();
     conn
 }
 
@@ -572,7 +572,7 @@ fn a_journal_of_another_schema_version_is_refused() {
         .unwrap();
     drop(old);
     let conn = Connection::open(&path).unwrap();
-    let err = configure(&conn, true).map_err(at_path(&path)).unwrap_err();
+    let err = configure(&conn).map_err(at_path(&path)).unwrap_err();
     let message = err
         .to_string()
         .replace(&path.display().to_string(), "[path]");
@@ -588,7 +588,7 @@ fn a_journal_of_another_schema_version_is_refused() {
     assert_eq!(schema_version(&conn).unwrap(), 0);
 
     let fresh = db();
-    configure(&fresh, false).unwrap();
+    configure(&fresh).unwrap();
     let version: i64 = fresh
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
@@ -613,7 +613,7 @@ fn a_version_2_journal_is_migrated_when_opened() {
         // Version 3 taken back to version 2: the column dropped, the envelopes stored as that
         // version wrote them.
         let conn = Connection::open(&path).unwrap();
-        configure(&conn, true).unwrap();
+        configure(&conn).unwrap();
         let pending = AtomicU64::new(0);
         insert(&conn, &pending, &small, None, 0);
         insert(&conn, &pending, &large, None, 0);
@@ -626,8 +626,12 @@ fn a_version_2_journal_is_migrated_when_opened() {
             .unwrap();
     }
     let conn = Connection::open(&path).unwrap();
-    configure(&conn, true).unwrap();
+    configure(&conn).unwrap();
     assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal", "a journal file is durable");
     for ev in [&small, &large] {
         let shown = show(&conn, &ev.id).unwrap().unwrap();
         assert_eq!(serde_json::to_string(&shown.envelope).unwrap(), *ev.json);
@@ -639,6 +643,6 @@ fn a_version_2_journal_is_migrated_when_opened() {
     // Opening it again finds version 3 and changes nothing.
     drop(conn);
     let again = Connection::open(&path).unwrap();
-    configure(&again, true).unwrap();
+    configure(&again).unwrap();
     assert_eq!(list(&again, &ListFilter::default(), 0).unwrap().len(), 3);
 }
