@@ -170,9 +170,14 @@ impl Bus {
         store: &LocalStore,
         envelope: Envelope,
     ) -> Result<Published, BusError> {
+        let shared = &self.inner.shared;
         let fresh = Arc::new(Fresh::new(envelope)?);
-        let event = NewEvent::new(&fresh);
-        let handoff = self.inner.shared.handoff.load_full();
+        // A full queue refuses the event (unless it is a duplicate): under overload, refusals
+        // need not pay for compression. Should room appear before the writer stores it, it is
+        // stored uncompressed, which every reader takes as well.
+        let full = shared.pending.load(Ordering::Relaxed) >= shared.max_pending;
+        let event = NewEvent::new(&fresh, !full);
+        let handoff = shared.handoff.load_full();
         store
             .call_then(
                 move |conn, shared| {

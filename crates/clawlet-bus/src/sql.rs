@@ -263,7 +263,8 @@ pub(crate) struct NewEvent {
 }
 
 impl NewEvent {
-    pub(crate) fn new(fresh: &Fresh) -> Self {
+    /// `compress`: whether to compress the JSON now, for the journal (see [`Codec::pack`]).
+    pub(crate) fn new(fresh: &Fresh, compress: bool) -> Self {
         let envelope = &fresh.envelope;
         Self {
             id: envelope.id.clone(),
@@ -275,7 +276,11 @@ impl NewEvent {
             json: Arc::clone(&fresh.json),
             // Compressed by the publishing task, not by the writer thread that every event
             // passes through.
-            packed: Codec::pack(&fresh.json),
+            packed: if compress {
+                Codec::pack(&fresh.json)
+            } else {
+                None
+            },
         }
     }
 }
