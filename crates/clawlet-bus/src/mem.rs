@@ -120,9 +120,12 @@ enum EventRef {
 
 impl EventRef {
     fn new(id: &str) -> Self {
+        let mut canonical = uuid::Uuid::encode_buffer();
         match uuid::Uuid::try_parse(id) {
             // Only the canonical spelling, so that `to_string` gives back `id` itself.
-            Ok(uuid) if uuid.hyphenated().to_string() == id => Self::Uuid(uuid.into_bytes()),
+            Ok(uuid) if uuid.hyphenated().encode_lower(&mut canonical) == id => {
+                Self::Uuid(uuid.into_bytes())
+            }
             _ => Self::Text(id.into()),
         }
     }
