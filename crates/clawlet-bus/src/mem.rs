@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::bus::{FULL_RETRY_AFTER, Shared};
 use crate::spec::Routes;
-use crate::sql::{Claimed, Finish, Fresh, Inserted, Payload, Work, dur_ms};
+use crate::sql::{Claimed, Finish, Fresh, Inserted, Payload, Work, dur_ms, from_ms, to_ms};
 use crate::{
     BusError, DeliveryRecord, DeliveryStatus, ListFilter, Published, ReplaySelector, StoredEvent,
 };
@@ -84,14 +84,6 @@ impl Event {
             deliveries,
         })
     }
-}
-
-fn from_ms(ms: i64) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-}
-
-fn received_ms(fresh: &Fresh) -> i64 {
-    i64::try_from(fresh.envelope.received_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 /// The first 128 bits of SHA-256 over the handler and delivery id (length-prefixed, so that no
@@ -353,7 +345,7 @@ impl MemStore {
                 state
                     .events
                     .iter()
-                    .filter(|(_, e)| received_ms(&e.fresh) >= since)
+                    .filter(|(_, e)| to_ms(e.fresh.envelope.received_at) >= since)
                     .map(|(seq, _)| *seq)
                     .collect()
             }
@@ -415,7 +407,7 @@ impl MemStore {
                         .as_ref()
                         .is_none_or(|t| *t == env.event_type)
                     && filter.status.is_none_or(|s| s == e.status())
-                    && since.is_none_or(|since| received_ms(&e.fresh) >= since)
+                    && since.is_none_or(|since| to_ms(e.fresh.envelope.received_at) >= since)
             })
             .take(filter.limit)
             .map(Event::stored)

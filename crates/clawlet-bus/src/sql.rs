@@ -75,7 +75,7 @@ pub(crate) fn now_ms() -> i64 {
     to_ms(time::OffsetDateTime::now_utc())
 }
 
-fn to_ms(t: time::OffsetDateTime) -> i64 {
+pub(crate) fn to_ms(t: time::OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
@@ -821,7 +821,7 @@ fn parse_status(s: &str) -> DeliveryStatus {
     }
 }
 
-fn from_ms(ms: i64) -> Option<time::OffsetDateTime> {
+pub(crate) fn from_ms(ms: i64) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
