@@ -84,17 +84,22 @@ pub(crate) async fn attempt(
             http(agent, client, url, headers, envelope, json, traceparent).await
         }
         AgentKind::Log => {
-            tracing::info!(
-                agent = %agent.spec.name,
-                event_id = %envelope.id,
-                handler = %envelope.handler,
-                event_type = %envelope.event_type,
-                "{}",
-                envelope.summary
-            );
+            log_line(&agent.spec.name, envelope);
             Ok(())
         }
     }
+}
+
+/// The delivery of a `log` agent: the event's summary line, at info.
+pub(crate) fn log_line(agent: &str, envelope: &Envelope) {
+    tracing::info!(
+        agent,
+        event_id = %envelope.id,
+        handler = %envelope.handler,
+        event_type = %envelope.event_type,
+        "{}",
+        envelope.summary
+    );
 }
 
 async fn exec(

@@ -1,6 +1,7 @@
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use clawlet_events::Envelope;
@@ -11,9 +12,12 @@ use crate::local::LocalStore;
 use crate::mem::MemStore;
 use crate::nats::NatsStore;
 use crate::spec::Routes;
-use crate::sql::{self, Claimed, Finish, Fresh, InsertLimits, Inserted, NewEvent, Payload, Work};
+use crate::sql::{
+    self, Claimed, Finish, Fresh, InsertLimits, Inserted, NewEvent, Payload, Placement, Work,
+};
 use crate::{
-    Backend, BusError, BusOptions, Health, ListFilter, Published, ReplaySelector, StoredEvent,
+    AttemptOutcome, Backend, BusError, BusOptions, Health, ListFilter, Published, ReplaySelector,
+    StoredEvent,
 };
 
 impl Shared {
@@ -164,7 +168,8 @@ impl Bus {
     /// dispatcher slot gets its delivery row written in flight, and the envelope handed to the
     /// dispatcher right after the commit (on the writer thread, so even when the publisher
     /// stopped waiting): no second read of the journal, no second parse. Agents without a free
-    /// slot get a pending row that the dispatcher claims later.
+    /// slot get a pending row that the dispatcher claims later. A `log` agent's line is written
+    /// before the commit, and its row written delivered (see [`Placer`]).
     async fn publish_local(
         &self,
         store: &LocalStore,
@@ -178,6 +183,7 @@ impl Bus {
         let full = shared.pending.load(Ordering::Relaxed) >= shared.max_pending;
         let event = NewEvent::new(&fresh, !full);
         let handoff = shared.handoff.load_full();
+        let placing = Arc::clone(&fresh);
         store
             .call_then(
                 move |conn, shared| {
@@ -188,38 +194,27 @@ impl Bus {
                         dedup_window_ms: sql::dur_ms(shared.dedup_window),
                         retry_after: FULL_RETRY_AFTER,
                     };
-                    // Slots taken so far, to give back if the insert fails half-way.
-                    let taken = std::cell::RefCell::new(Vec::new());
-                    let take = |agent: &str| {
-                        let ok = handoff.as_ref().is_some_and(|h| h.slots.try_take(agent));
-                        if ok {
-                            taken.borrow_mut().push(agent.to_owned());
-                        }
-                        ok
-                    };
-                    let inserted = sql::insert_event_taking(
+                    let placer = Placer::new(routes.as_deref(), handoff.as_deref(), &placing);
+                    let inserted = sql::insert_event_placing(
                         conn,
                         &event,
                         routes.as_deref(),
                         &limits,
                         sql::now_ms(),
-                        &take,
+                        &|agent| placer.place(agent),
                     )
-                    .inspect_err(|_| {
-                        if let Some(h) = &handoff {
-                            h.slots.release_all(&taken.borrow());
-                        }
-                    })?;
+                    .inspect_err(|_| placer.give_back())?;
                     if inserted.left_pending {
                         // The dispatcher's next claim queues behind this commit.
                         shared.notify.notify_one();
                     }
-                    Ok((inserted, handoff))
+                    let delivered = placer.into_delivered();
+                    Ok((inserted, delivered, handoff))
                 },
                 move |result, commit_error| {
-                    let (inserted, handoff) = result?;
+                    let (inserted, delivered, handoff) = result?;
                     match commit_error {
-                        None => Ok(hand_over(inserted, handoff.as_deref(), &fresh)),
+                        None => Ok(hand_over(inserted, &delivered, handoff.as_deref(), &fresh)),
                         Some(e) => {
                             if let Some(h) = &handoff {
                                 h.slots.release_all(&inserted.taken);
@@ -237,13 +232,18 @@ impl Bus {
         let shared = &self.inner.shared;
         let fresh = Arc::new(Fresh::new(envelope)?);
         let handoff = shared.handoff.load();
-        let take = |agent: &str| handoff.as_ref().is_some_and(|h| h.slots.try_take(agent));
         let routes = shared.routes.load();
-        let inserted = store.insert(shared, &fresh, routes.as_deref(), sql::now_ms(), &take)?;
+        let placer = Placer::new(routes.as_deref(), handoff.as_deref(), &fresh);
+        let inserted = store
+            .insert(shared, &fresh, routes.as_deref(), sql::now_ms(), &|agent| {
+                placer.place(agent)
+            })
+            .inspect_err(|_| placer.give_back())?;
         if inserted.left_pending {
             shared.notify.notify_one();
         }
-        Ok(hand_over(inserted, handoff.as_deref(), &fresh))
+        let delivered = placer.into_delivered();
+        Ok(hand_over(inserted, &delivered, handoff.as_deref(), &fresh))
     }
 
     /// Whether publish would be tried, and how many events are undelivered. No I/O.
@@ -418,9 +418,81 @@ impl Bus {
     }
 }
 
-/// Passes the deliveries an insert took a slot for to the dispatcher, once the event is stored.
-fn hand_over(inserted: Inserted, handoff: Option<&Handoff>, fresh: &Arc<Fresh>) -> Published {
+/// Chooses where publish puts each delivery of the event it stores ([`Placement`]), and keeps
+/// what it did: the dispatcher slots it took, to give back if the event is not stored after all,
+/// and the deliveries it made, to count once the event is.
+///
+/// A `log` agent's delivery is a line in the daemon's own log, which cannot fail, so it is made
+/// here rather than handed to the dispatcher: before the commit, which keeps it at least once
+/// (a failed commit is answered with an error, and the sender's retry writes the line again),
+/// and without the second journal write that recording an attempt's outcome would cost.
+struct Placer<'a> {
+    routes: Option<&'a Routes>,
+    handoff: Option<&'a Handoff>,
+    fresh: &'a Fresh,
+    taken: RefCell<Vec<String>>,
+    /// Each agent delivered here, with how long its line took.
+    delivered: RefCell<Vec<(String, Duration)>>,
+}
+
+impl<'a> Placer<'a> {
+    fn new(routes: Option<&'a Routes>, handoff: Option<&'a Handoff>, fresh: &'a Fresh) -> Self {
+        Self {
+            routes,
+            handoff,
+            fresh,
+            taken: RefCell::default(),
+            delivered: RefCell::default(),
+        }
+    }
+
+    /// Deliveries are made only while a dispatcher runs (`handoff`): a stopped one leaves them
+    /// all pending, the log lines included, for the next start.
+    fn place(&self, agent: &str) -> Placement {
+        let Some(handoff) = self.handoff else {
+            return Placement::Pending;
+        };
+        if self.routes.is_some_and(|r| r.delivers_inline(agent)) {
+            let started = Instant::now();
+            crate::agent::log_line(agent, &self.fresh.envelope);
+            self.delivered
+                .borrow_mut()
+                .push((agent.to_owned(), started.elapsed()));
+            Placement::Delivered
+        } else if handoff.slots.try_take(agent) {
+            self.taken.borrow_mut().push(agent.to_owned());
+            Placement::InFlight
+        } else {
+            Placement::Pending
+        }
+    }
+
+    /// The event was not stored: the slots taken go back to the dispatcher.
+    fn give_back(&self) {
+        if let Some(h) = self.handoff {
+            h.slots.release_all(&self.taken.borrow());
+        }
+    }
+
+    fn into_delivered(self) -> Vec<(String, Duration)> {
+        self.delivered.into_inner()
+    }
+}
+
+/// Once the event is stored: passes the deliveries an insert took a slot for to the dispatcher,
+/// and counts the ones made while storing it.
+fn hand_over(
+    inserted: Inserted,
+    delivered: &[(String, Duration)],
+    handoff: Option<&Handoff>,
+    fresh: &Arc<Fresh>,
+) -> Published {
     if let (Some(handoff), Published::Accepted { event_id }) = (handoff, &inserted.published) {
+        for (agent, took) in delivered {
+            handoff
+                .observer
+                .attempt(agent, AttemptOutcome::Delivered, *took);
+        }
         for agent in inserted.taken {
             handoff.send(Work {
                 event_id: event_id.clone(),

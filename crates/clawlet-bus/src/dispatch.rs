@@ -145,6 +145,8 @@ impl Slots {
 pub(crate) struct Handoff {
     pub(crate) slots: Arc<Slots>,
     tx: tokio::sync::mpsc::UnboundedSender<Work>,
+    /// Told about the deliveries publish makes itself (see `Placer` in `bus`).
+    pub(crate) observer: Arc<dyn DeliveryObserver>,
 }
 
 impl Handoff {
@@ -225,11 +227,11 @@ impl Dispatcher {
         let main = match state.bus.store() {
             Store::Local(_) | Store::Memory(_) => {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                state
-                    .bus
-                    .shared()
-                    .handoff
-                    .store(Some(Arc::new(Handoff { slots, tx })));
+                state.bus.shared().handoff.store(Some(Arc::new(Handoff {
+                    slots,
+                    tx,
+                    observer: Arc::clone(&state.observer),
+                })));
                 state.bus.set_routes(routes);
                 tokio::spawn(run_local(Arc::clone(&state), rx))
             }

@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 
 use crate::bus::{FULL_RETRY_AFTER, Shared};
 use crate::spec::Routes;
-use crate::sql::{Claimed, Finish, Fresh, Inserted, Payload, Work, dur_ms, from_ms, to_ms};
+use crate::sql::{
+    Claimed, Finish, Fresh, Inserted, Payload, Placement, Work, dur_ms, from_ms, to_ms,
+};
 use crate::{
     BusError, DeliveryRecord, DeliveryStatus, ListFilter, Published, ReplaySelector, StoredEvent,
 };
@@ -159,15 +161,15 @@ impl MemStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Dedups and stores an event; `take` says for each routed agent whether the dispatcher has
-    /// a slot for it now (those deliveries are returned in flight, the others wait as due).
+    /// Dedups and stores an event; `place` chooses each routed agent's [`Placement`] (in flight
+    /// when the dispatcher has a slot for it now, due otherwise, or delivered already).
     pub(crate) fn insert(
         &self,
         shared: &Shared,
         fresh: &Arc<Fresh>,
         routes: Option<&Routes>,
         now: i64,
-        take: &dyn Fn(&str) -> bool,
+        place: &dyn Fn(&str) -> Placement,
     ) -> Result<Inserted, BusError> {
         let env = &fresh.envelope;
         let key = dedup_key(&env.handler, &env.delivery_id);
@@ -188,18 +190,22 @@ impl MemStore {
         let mut deliveries = Vec::new();
         let mut left_pending = false;
         for agent in agents.iter().flatten() {
-            let status = if take(agent) {
-                taken.push(agent.clone());
-                Status::InFlight
-            } else {
-                state.due.insert((now, seq, agent.clone()));
-                left_pending = true;
-                Status::Pending
+            let (status, attempts) = match place(agent) {
+                Placement::InFlight => {
+                    taken.push(agent.clone());
+                    (Status::InFlight, 0)
+                }
+                Placement::Pending => {
+                    state.due.insert((now, seq, agent.clone()));
+                    left_pending = true;
+                    (Status::Pending, 0)
+                }
+                Placement::Delivered => (Status::Delivered, 1),
             };
             deliveries.push(Delivery {
                 agent: agent.clone(),
                 status,
-                attempts: 0,
+                attempts,
                 next_attempt_at: now,
                 last_error: None,
             });
@@ -211,7 +217,8 @@ impl MemStore {
             routed: agents.is_some(),
             deliveries,
         };
-        // An event no route wants is delivered at once, and forgotten like any delivered one.
+        // An event no route wants, or whose every delivery was made already, is delivered at
+        // once, and forgotten like any delivered one.
         if event.status() == DeliveryStatus::Pending {
             shared.pending.fetch_add(1, Ordering::Relaxed);
             state.ids.insert(env.id.clone(), seq);

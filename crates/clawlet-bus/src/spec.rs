@@ -73,7 +73,11 @@ impl RouteSpec {
 
 /// Routes with their agents checked, applied at publish time.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Routes(Vec<RouteSpec>);
+pub(crate) struct Routes {
+    routes: Vec<RouteSpec>,
+    /// The agents of kind [`AgentKind::Log`]: their delivery is made while the event is stored.
+    inline: HashSet<String>,
+}
 
 impl Routes {
     pub(crate) fn new(
@@ -122,13 +126,24 @@ impl Routes {
                 )));
             }
         }
-        Ok(Self(routes))
+        let inline = agents
+            .iter()
+            .filter(|a| a.kind == AgentKind::Log)
+            .map(|a| a.name.clone())
+            .collect();
+        Ok(Self { routes, inline })
+    }
+
+    /// Whether `agent` writes a log line, which cannot fail: publish makes that delivery itself,
+    /// in the transaction that stores the event, instead of handing it to the dispatcher.
+    pub(crate) fn delivers_inline(&self, agent: &str) -> bool {
+        self.inline.contains(agent)
     }
 
     /// The distinct agents, in route order, that receive an event.
     pub(crate) fn agents_for(&self, handler: &str, event_type: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for route in &self.0 {
+        for route in &self.routes {
             if route.matches(handler, event_type) && !out.contains(&route.agent) {
                 out.push(route.agent.clone());
             }

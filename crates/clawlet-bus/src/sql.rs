@@ -292,6 +292,33 @@ pub(crate) struct InsertLimits<'a> {
     pub(crate) retry_after: Duration,
 }
 
+/// Where publish puts the delivery of one agent an event is routed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Due now; the dispatcher claims it.
+    Pending,
+    /// Written in flight: the dispatcher reserved a slot, and gets the event right after the
+    /// commit without reading it back.
+    InFlight,
+    /// Already made while the event was being stored (a log line, see
+    /// [`Routes::delivers_inline`]): recorded delivered after one attempt.
+    Delivered,
+}
+
+#[cfg(test)]
+impl Placement {
+    /// In flight where `take` says yes (a dispatcher slot was free), pending elsewhere.
+    pub(crate) fn taking(take: impl Fn(&str) -> bool) -> impl Fn(&str) -> Placement {
+        move |agent| {
+            if take(agent) {
+                Placement::InFlight
+            } else {
+                Placement::Pending
+            }
+        }
+    }
+}
+
 /// What [`insert_event`] stored.
 #[derive(Debug)]
 pub(crate) struct Inserted {
@@ -323,18 +350,19 @@ pub(crate) fn insert_event(
     limits: &InsertLimits<'_>,
     now: i64,
 ) -> Result<Published, BusError> {
-    insert_event_taking(conn, ev, routes, limits, now, &|_| false).map(|i| i.published)
+    insert_event_placing(conn, ev, routes, limits, now, &|_| Placement::Pending)
+        .map(|i| i.published)
 }
 
-/// [`insert_event`], writing the delivery row of each agent for which `take` says yes (it reserved
-/// a dispatcher slot) in flight, so that the dispatcher gets the event without reading it back.
-pub(crate) fn insert_event_taking(
+/// [`insert_event`], with `place` choosing each routed agent's [`Placement`]. It is asked only
+/// for an event that is stored (not for a duplicate, nor when the queue is full).
+pub(crate) fn insert_event_placing(
     conn: &Connection,
     ev: &NewEvent,
     routes: Option<&Routes>,
     limits: &InsertLimits<'_>,
     now: i64,
-    take: &dyn Fn(&str) -> bool,
+    place: &dyn Fn(&str) -> Placement,
 ) -> Result<Inserted, BusError> {
     let seen: Option<(String, i64)> = conn
         .prepare_cached(
@@ -354,9 +382,17 @@ pub(crate) fn insert_event_taking(
             retry_after: limits.retry_after,
         });
     }
-    let agents = routes.map(|r| r.agents_for(&ev.handler, &ev.event_type));
-    let state = match &agents {
-        Some(a) if a.is_empty() => "delivered",
+    let placed: Option<Vec<(String, Placement)>> = routes.map(|r| {
+        r.agents_for(&ev.handler, &ev.event_type)
+            .into_iter()
+            .map(|agent| {
+                let placement = place(&agent);
+                (agent, placement)
+            })
+            .collect()
+    });
+    let state = match &placed {
+        Some(p) if p.iter().all(|(_, at)| *at == Placement::Delivered) => "delivered",
         _ => "pending",
     };
     conn.prepare_cached(
@@ -370,7 +406,7 @@ pub(crate) fn insert_event_taking(
         ev.event_type,
         ev.delivery_id,
         ev.received_at,
-        agents.is_some(),
+        placed.is_some(),
         state,
     ])?;
     insert_envelope(conn, ev)?;
@@ -380,13 +416,17 @@ pub(crate) fn insert_event_taking(
     .execute(params![ev.handler, ev.delivery_id, ev.id, now])?;
     let mut taken = Vec::new();
     let mut left_pending = false;
-    for agent in agents.into_iter().flatten() {
-        if take(&agent) {
-            insert_delivery(conn, &ev.id, &agent, INFLIGHT, now)?;
-            taken.push(agent);
-        } else {
-            insert_delivery(conn, &ev.id, &agent, "pending", now)?;
-            left_pending = true;
+    for (agent, placement) in placed.into_iter().flatten() {
+        let (status, attempts) = match placement {
+            Placement::Pending => ("pending", 0),
+            Placement::InFlight => (INFLIGHT, 0),
+            Placement::Delivered => ("delivered", 1),
+        };
+        insert_delivery(conn, &ev.id, &agent, status, attempts, now)?;
+        match placement {
+            Placement::Pending => left_pending = true,
+            Placement::InFlight => taken.push(agent),
+            Placement::Delivered => {}
         }
     }
     adjust(Some(limits.pending), None, state);
@@ -500,13 +540,14 @@ fn insert_delivery(
     event_id: &str,
     agent: &str,
     status: &str,
+    attempts: u32,
     now: i64,
 ) -> Result<(), BusError> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO deliveries (event_id, agent, status, attempts, next_attempt_at, updated_at)
-         VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
     )?
-    .execute(params![event_id, agent, status, now])?;
+    .execute(params![event_id, agent, status, attempts, now])?;
     Ok(())
 }
 
@@ -523,7 +564,7 @@ pub(crate) fn route_unrouted(
         .collect::<Result<_, _>>()?;
     for (id, handler, event_type) in &rows {
         for agent in routes.agents_for(handler, event_type) {
-            insert_delivery(conn, id, &agent, "pending", now)?;
+            insert_delivery(conn, id, &agent, "pending", 0, now)?;
         }
         conn.prepare_cached("UPDATE events SET routed = 1 WHERE id = ?1")?
             .execute([id])?;

@@ -37,7 +37,8 @@ impl Fixture {
         now: i64,
         take: &dyn Fn(&str) -> bool,
     ) -> Result<Inserted, BusError> {
-        self.store.insert(&self.shared, ev, routes, now, take)
+        self.store
+            .insert(&self.shared, ev, routes, now, &Placement::taking(take))
     }
 
     /// Inserts with no dispatcher slot free, as a publish without a dispatcher does.
@@ -342,6 +343,61 @@ fn taken_deliveries_are_in_flight_and_the_others_are_claimed() {
     }
     assert_eq!(mem.status("e1"), None);
     assert_eq!(mem.pending(), 0);
+}
+
+/// Publish delivered to `a` itself (a log line): that delivery is done after one attempt and
+/// never claimed; an event whose every delivery was made is delivered at once and forgotten.
+#[test]
+fn deliveries_made_at_insert_are_delivered_and_never_claimed() {
+    let mem = Fixture::new(10);
+    let r = routes(&["a", "b"]);
+    let made_to_a = |agent: &str| {
+        if agent == "a" {
+            Placement::Delivered
+        } else {
+            Placement::Pending
+        }
+    };
+    let inserted = mem
+        .store
+        .insert(
+            &mem.shared,
+            &event("e1", "github", "d1"),
+            Some(&r),
+            0,
+            &made_to_a,
+        )
+        .unwrap();
+    assert!(inserted.taken.is_empty());
+    assert!(inserted.left_pending);
+    assert_eq!(mem.pending(), 1);
+    assert_eq!(
+        mem.deliveries("e1"),
+        [
+            record("a", DeliveryStatus::Delivered, 1, None, None),
+            record("b", DeliveryStatus::Pending, 0, None, Some(0)),
+        ]
+    );
+    assert_eq!(mem.claim_all(0), owned(&[("e1", "b", 0)]));
+
+    let all_made = mem
+        .store
+        .insert(
+            &mem.shared,
+            &event("e2", "github", "d2"),
+            Some(&r),
+            1,
+            &|_| Placement::Delivered,
+        )
+        .unwrap();
+    assert_eq!(all_made.published, accepted("e2"));
+    assert!(!all_made.left_pending);
+    assert_eq!(mem.status("e2"), None);
+    assert_eq!(mem.pending(), 1, "only e1 is still pending");
+    assert_eq!(
+        mem.insert(&event("e3", "github", "d2"), Some(&r), 2),
+        duplicate("e2")
+    );
 }
 
 #[test]

@@ -271,13 +271,13 @@ fn deliveries_taken_at_insert_are_in_flight_until_a_restart() {
         retry_after: Duration::from_secs(1),
     };
     let r = routes(&["a", "b"]);
-    let inserted = insert_event_taking(
+    let inserted = insert_event_placing(
         &conn,
         &event("e1", "github", "d1", 0),
         Some(&r),
         &limits,
         0,
-        &|agent| agent == "a",
+        &Placement::taking(|agent| agent == "a"),
     )
     .unwrap();
     assert_eq!(inserted.taken, ["a"]);
@@ -304,16 +304,92 @@ fn deliveries_taken_at_insert_are_in_flight_until_a_restart() {
     assert_eq!(again, ["a", "b"]);
 
     // A duplicate takes nothing.
-    let dup = insert_event_taking(
+    let dup = insert_event_placing(
         &conn,
         &event("e2", "github", "d1", 0),
         Some(&r),
         &limits,
         1,
-        &|_| true,
+        &Placement::taking(|_| true),
     )
     .unwrap();
     assert!(dup.taken.is_empty() && !dup.left_pending);
+}
+
+/// Publish delivered to `a` itself (a log line): its row is written delivered after one attempt
+/// and never claimed; an event whose every delivery was made is delivered and not pending.
+#[test]
+fn deliveries_made_at_insert_are_recorded_delivered() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    let limits = InsertLimits {
+        pending: &pending,
+        max_pending: 10,
+        dedup_window_ms: WINDOW_MS,
+        retry_after: Duration::from_secs(1),
+    };
+    let r = routes(&["a", "b"]);
+    let made_to_a = |agent: &str| {
+        if agent == "a" {
+            Placement::Delivered
+        } else {
+            Placement::Pending
+        }
+    };
+    let rows = |id: &str| -> Vec<(String, String, u32)> {
+        conn.prepare(
+            "SELECT agent, status, attempts FROM deliveries WHERE event_id = ?1 ORDER BY agent",
+        )
+        .unwrap()
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    let one = insert_event_placing(
+        &conn,
+        &event("e1", "github", "d1", 0),
+        Some(&r),
+        &limits,
+        0,
+        &made_to_a,
+    )
+    .unwrap();
+    assert!(one.taken.is_empty() && one.left_pending);
+    assert_eq!(state(&conn, "e1"), "pending");
+    assert_eq!(pending.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        rows("e1"),
+        [
+            ("a".to_owned(), "delivered".to_owned(), 1),
+            ("b".to_owned(), "pending".to_owned(), 0)
+        ]
+    );
+    let claimed: Vec<String> = claim(&conn, &all, 0)
+        .unwrap()
+        .work
+        .into_iter()
+        .map(|w| w.agent)
+        .collect();
+    assert_eq!(claimed, ["b"]);
+
+    let both = insert_event_placing(
+        &conn,
+        &event("e2", "github", "d2", 0),
+        Some(&r),
+        &limits,
+        0,
+        &|_| Placement::Delivered,
+    )
+    .unwrap();
+    assert!(both.taken.is_empty() && !both.left_pending);
+    assert_eq!(state(&conn, "e2"), "delivered");
+    assert_eq!(
+        pending.load(Ordering::Relaxed),
+        1,
+        "only e1 is still pending"
+    );
+    assert!(claim(&conn, &all, 0).unwrap().work.is_empty());
 }
 
 /// An envelope past the streaming size is written into its row in place; every reader gets the

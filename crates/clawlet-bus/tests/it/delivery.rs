@@ -429,3 +429,91 @@ async fn shutdown_finishes_in_flight_and_keeps_the_rest_pending() {
     assert_eq!(second.deliveries[0].attempts, 0);
     assert_eq!(bus.health().depth, 1);
 }
+
+/// A `log` agent's delivery is made by publish itself, before the commit: once publish returns,
+/// the event is delivered, the attempt counted, and the dispatcher was not needed. An agent of
+/// another kind on the same event still goes through the dispatcher.
+#[tokio::test]
+async fn publish_makes_log_deliveries_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = Bus::open(BusOptions::new(Backend::Memory)).await.unwrap();
+    for bus in [sqlite_bus(&dir).await, memory] {
+        let (observer, mut seen) = recorder(None);
+        let (dispatcher, shutdown) = start(
+            &bus,
+            vec![
+                agent("log", AgentKind::Log, 1),
+                agent("audit", AgentKind::Log, 1),
+                agent(
+                    "hook",
+                    AgentKind::Exec {
+                        command: vec!["/bin/true".into()],
+                    },
+                    1,
+                ),
+            ],
+            vec![
+                route_all("log"),
+                route_all("audit"),
+                clawlet_bus::RouteSpec {
+                    handlers: vec![],
+                    events: vec!["issues".into()],
+                    agent: "hook".into(),
+                },
+            ],
+            observer,
+        );
+        let name = bus.backend_name();
+        let env = envelope("github", "push", "log-only");
+        bus.publish(&env).await.unwrap();
+        // Already reported: no wait.
+        let mut reported = vec![seen.try_recv().ok(), seen.try_recv().ok()];
+        reported.sort_by_key(|s| format!("{s:?}"));
+        assert_eq!(
+            reported,
+            [
+                Some(Seen::Attempt("audit".into(), AttemptOutcome::Delivered)),
+                Some(Seen::Attempt("log".into(), AttemptOutcome::Delivered)),
+            ],
+            "{name}"
+        );
+        assert_eq!(bus.health().depth, 0, "{name}");
+        match bus.show(&env.id).await.unwrap() {
+            // The memory backend forgets delivered events at once.
+            None => assert_eq!(name, "memory"),
+            Some(stored) => {
+                assert_eq!(stored.status, DeliveryStatus::Delivered, "{name}");
+                let mut made: Vec<(String, DeliveryStatus, u32)> = stored
+                    .deliveries
+                    .iter()
+                    .map(|d| (d.agent.clone(), d.status, d.attempts))
+                    .collect();
+                made.sort_by(|a, b| a.0.cmp(&b.0));
+                assert_eq!(
+                    made,
+                    [
+                        ("audit".to_owned(), DeliveryStatus::Delivered, 1),
+                        ("log".to_owned(), DeliveryStatus::Delivered, 1),
+                    ],
+                    "{name}"
+                );
+            }
+        }
+
+        // With an exec agent on the event too, the event waits for that one.
+        let both = envelope("github", "issues", "log-and-exec");
+        bus.publish(&both).await.unwrap();
+        wait_for(
+            &mut seen,
+            &Seen::Attempt("hook".into(), AttemptOutcome::Delivered),
+        )
+        .await;
+        shutdown.cancel();
+        dispatcher.join().await;
+        assert_eq!(bus.health().depth, 0, "{name}");
+        if let Some(stored) = bus.show(&both.id).await.unwrap() {
+            assert_eq!(stored.status, DeliveryStatus::Delivered, "{name}");
+            assert_eq!(stored.deliveries.len(), 3, "{name}");
+        }
+    }
+}
