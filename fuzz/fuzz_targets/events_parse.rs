@@ -161,7 +161,12 @@ fn check(envelope: &Envelope, req: &Request<'_>, opts: &CustomOptions) {
     let json = envelope
         .to_json()
         .expect("an envelope with a UTC time encodes");
-    let back = Envelope::from_json(&json).expect("an encoded envelope decodes");
+    assert_eq!(
+        Some(&json),
+        serde_json::to_string(&envelope).ok().as_ref(),
+        "the spliced JSON is not what serde writes"
+    );
+    let back = Envelope::from_json(json.as_bytes()).expect("an encoded envelope decodes");
     assert_eq!(back.id, envelope.id);
     assert_eq!(back.handler, envelope.handler);
     assert_eq!(back.source, envelope.source);

@@ -19,10 +19,7 @@ fn envelope(n: u64) -> Envelope {
         received_at: time::OffsetDateTime::now_utc(),
         summary: "push to main".to_owned(),
         headers: std::collections::BTreeMap::new(),
-        payload: serde_json::value::RawValue::from_string(
-            r#"{"ref":"refs/heads/main"}"#.to_owned(),
-        )
-        .unwrap(),
+        payload: clawlet_events::Payload::from_json(r#"{"ref":"refs/heads/main"}"#).unwrap(),
     }
 }
 

@@ -133,7 +133,8 @@ impl NatsStore {
             "Nats-Msg-Id",
             format!("{}:{}", envelope.handler, envelope.delivery_id).as_str(),
         );
-        let body = serde_json::to_vec(envelope)
+        let body = envelope
+            .to_json()
             .map_err(|e| BusError::Storage(format!("cannot serialise the envelope: {e}")))?;
         let ack = tokio::time::timeout(ACK_TIMEOUT, async {
             self.js

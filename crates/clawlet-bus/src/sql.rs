@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use clawlet_events::Envelope;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::value::RawValue;
 
 use crate::spec::Routes;
 use crate::{
@@ -598,14 +597,10 @@ impl Fresh {
     /// Serialises the envelope once, then drops its payload, which lives on in the JSON: a large
     /// body is held once, not twice, until its deliveries are done.
     pub(crate) fn new(mut envelope: Envelope) -> Result<Self, BusError> {
-        let unreadable = |e: &dyn std::fmt::Display| {
-            BusError::Storage(format!("cannot serialise the envelope: {e}"))
-        };
-        // Sized up front, so that a large payload is not copied again each time the buffer grows.
-        let mut buf = Vec::with_capacity(envelope.payload.get().len() + ENVELOPE_HEAD_BYTES);
-        serde_json::to_writer(&mut buf, &envelope).map_err(|e| unreadable(&e))?;
-        let json = String::from_utf8(buf).map_err(|e| unreadable(&e))?;
-        envelope.payload = RawValue::NULL.to_owned();
+        let json = envelope
+            .to_json()
+            .map_err(|e| BusError::Storage(format!("cannot serialise the envelope: {e}")))?;
+        envelope.payload = clawlet_events::Payload::null();
         Ok(Self {
             envelope: Arc::new(envelope),
             json: Arc::new(json),
@@ -622,9 +617,6 @@ impl Fresh {
         })
     }
 }
-
-/// Room for the envelope's fields around its payload, so that serialising rarely grows the buffer.
-const ENVELOPE_HEAD_BYTES: usize = 2048;
 
 /// A delivery handed to the dispatcher.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 /// The kind of sender a handler speaks to, which decides how its deliveries are parsed.
@@ -60,18 +61,161 @@ pub struct Envelope {
     pub summary: String,
     /// The sender's own event headers (never signatures, cookies or authorization).
     pub headers: std::collections::BTreeMap<String, String>,
-    /// The body's JSON exactly as received.
-    pub payload: Box<RawValue>,
+    /// The body's JSON exactly as received. Always the last field of the JSON form.
+    pub payload: Payload,
+}
+
+/// [`Envelope`]'s fields before the payload, borrowed, for [`Envelope::to_json`]. Kept in step
+/// with `Envelope` by the test `to_json_matches_serde`.
+#[derive(Serialize)]
+struct Head<'a> {
+    id: &'a str,
+    handler: &'a str,
+    source: Source,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    action: &'a Option<String>,
+    delivery_id: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    received_at: time::OffsetDateTime,
+    summary: &'a str,
+    headers: &'a std::collections::BTreeMap<String, String>,
 }
 
 impl Envelope {
-    /// The envelope's JSON form, as stored by the bus and handed to agents.
-    pub fn to_json(&self) -> Result<Vec<u8>, crate::EnvelopeError> {
-        serde_json::to_vec(self).map_err(crate::EnvelopeError::Encode)
+    /// The envelope's JSON form, as stored by the bus and handed to agents: the same as its
+    /// `Serialize` output, with the payload copied in as it is rather than checked again.
+    pub fn to_json(&self) -> Result<String, crate::EnvelopeError> {
+        let head = Head {
+            id: &self.id,
+            handler: &self.handler,
+            source: self.source,
+            event_type: &self.event_type,
+            action: &self.action,
+            delivery_id: &self.delivery_id,
+            received_at: self.received_at,
+            summary: &self.summary,
+            headers: &self.headers,
+        };
+        let mut json = serde_json::to_string(&head).map_err(crate::EnvelopeError::Encode)?;
+        let payload = self.payload.get();
+        json.reserve(payload.len() + r#","payload":"#.len());
+        // `{...}` becomes `{...,"payload":<payload>}`.
+        json.pop();
+        json.push_str(r#","payload":"#);
+        json.push_str(payload);
+        json.push('}');
+        Ok(json)
     }
 
     /// Reads an envelope back from [`Envelope::to_json`]'s form.
     pub fn from_json(bytes: &[u8]) -> Result<Self, crate::EnvelopeError> {
         serde_json::from_slice(bytes).map_err(crate::EnvelopeError::Decode)
+    }
+}
+
+/// A delivery's body: its JSON text exactly as received (for a form-encoded GitHub delivery, the
+/// decoded `payload` field), without surrounding whitespace. Always well-formed JSON: it is checked
+/// when made, so that it can be copied into an envelope's JSON without being parsed again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Payload(Box<str>);
+
+impl Payload {
+    /// Checks that `json` is one JSON value.
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<IgnoredAny>(json)?;
+        Ok(Self::checked(json))
+    }
+
+    /// `json`, which the caller parsed completely.
+    pub(crate) fn checked(json: &str) -> Self {
+        Self(json.trim_matches(is_json_whitespace).into())
+    }
+
+    /// JSON `null`: what an envelope holds once its payload lives elsewhere.
+    pub fn null() -> Self {
+        Self("null".into())
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_json_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Payload").field(&self.get()).finish()
+    }
+}
+
+impl Serialize for Payload {
+    /// serde_json writes the text as it is; other formats get the value it spells.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw =
+            RawValue::from_string(self.get().to_owned()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Ok(Self(raw.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(payload: &str) -> Envelope {
+        Envelope {
+            id: "0190a5e4-0000-7000-8000-000000000000".to_owned(),
+            handler: "gh \"main\"".to_owned(),
+            source: Source::Github,
+            event_type: "push".to_owned(),
+            action: Some("opened".to_owned()),
+            delivery_id: "d-1".to_owned(),
+            received_at: time::OffsetDateTime::UNIX_EPOCH,
+            summary: "é ✓ \u{1F600}".to_owned(),
+            headers: [("x-github-event".to_owned(), "push".to_owned())].into(),
+            payload: Payload::from_json(payload).unwrap(),
+        }
+    }
+
+    #[test]
+    fn to_json_matches_serde() {
+        for payload in [
+            "{}",
+            r#"{"a":[1,2.5e3,null,true],"b":{"c":"\u00e9\n"}}"#,
+            "  {\"spaced\" : [ 1 , 2 ] }\n",
+            "null",
+        ] {
+            let e = envelope(payload);
+            let json = e.to_json().unwrap();
+            assert_eq!(json, serde_json::to_string(&e).unwrap(), "{payload}");
+            let back = Envelope::from_json(json.as_bytes()).unwrap();
+            assert_eq!(back.payload.get(), payload.trim(), "{payload}");
+            let mut no_action = e.clone();
+            no_action.action = None;
+            assert_eq!(
+                no_action.to_json().unwrap(),
+                serde_json::to_string(&no_action).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_payload_is_checked_when_made() {
+        for bad in ["", "{", "{} {}", "[1,]", "nul"] {
+            assert!(Payload::from_json(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(Payload::from_json(" \t{}\r\n").unwrap().get(), "{}");
+        assert_eq!(Payload::null().get(), "null");
     }
 }

@@ -5,7 +5,6 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::value::RawValue;
 
 use crate::text::{MAX_FIELD, clean};
 
@@ -35,7 +34,7 @@ struct User<'a> {
 
 /// The fields every summary may name; the fallback view when [`Body`] does not fit.
 #[derive(Deserialize)]
-struct Common<'a> {
+pub(crate) struct Common<'a> {
     #[serde(borrow)]
     action: Option<S<'a>>,
     #[serde(borrow)]
@@ -50,7 +49,7 @@ struct Common<'a> {
 /// push, pull_request, issues, issue_comment, release, fork, star and ping. Each event reads only
 /// its own fields.
 #[derive(Deserialize)]
-struct Body<'a> {
+pub(crate) struct Body<'a> {
     #[serde(borrow)]
     action: Option<S<'a>>,
     #[serde(borrow)]
@@ -122,31 +121,58 @@ fn number(n: Option<u64>) -> String {
     n.map_or_else(|| "?".to_owned(), |n| n.to_string())
 }
 
-/// The GitHub `action` (if any) and the summary of a delivery of event `event`.
+/// A delivery's body, read once for its summary; reading it also checks that it is JSON.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one parse; boxing would cost an allocation per delivery"
+)]
+pub(crate) enum Read<'a> {
+    /// Every field has its documented type.
+    Typed(Body<'a>),
+    /// Some field does not; these are read from it when they do.
+    Common(Common<'a>),
+    /// Not even those.
+    Neither,
+}
+
+/// Reads `json` for [`describe`]. A body that is not JSON is an error; one whose fields do not
+/// have the documented types is not: the event is authenticated, and refusing it would only make
+/// GitHub retry it.
 ///
-/// A body whose fields do not have the documented types gets the generic summary rather than a
-/// refusal: the event is authenticated, and refusing it would only make GitHub retry it.
-pub(crate) fn describe(event: &str, body: &RawValue) -> (Option<String>, String) {
-    let json = body.get();
-    if let Ok(b) = serde_json::from_str::<Body<'_>>(json) {
-        let action = b.action.as_deref().map(str::to_owned);
-        let summary = match typed(event, &b) {
-            Some(summary) => summary,
-            None => {
-                let common = Common {
-                    action: b.action,
-                    repository: b.repository,
-                    organization: b.organization,
-                    sender: b.sender,
-                };
-                generic(event, &common)
-            }
-        };
-        return (action, summary);
+/// A complete typed read is also a complete check of the text, so the usual body costs one pass;
+/// only a body that does not fit [`Body`] is checked separately, before the fallback views.
+pub(crate) fn read(json: &str) -> Result<Read<'_>, serde_json::Error> {
+    if let Ok(body) = serde_json::from_str::<Body<'_>>(json) {
+        return Ok(Read::Typed(body));
     }
-    match serde_json::from_str::<Common<'_>>(json) {
-        Ok(c) => (c.action.as_deref().map(str::to_owned), generic(event, &c)),
-        Err(_) => (None, format!("GitHub {} event", clean(event, MAX_FIELD))),
+    serde_json::from_str::<IgnoredAny>(json)?;
+    Ok(match serde_json::from_str::<Common<'_>>(json) {
+        Ok(common) => Read::Common(common),
+        Err(_) => Read::Neither,
+    })
+}
+
+/// The GitHub `action` (if any) and the summary of a delivery of event `event`.
+pub(crate) fn describe(event: &str, read: Read<'_>) -> (Option<String>, String) {
+    match read {
+        Read::Typed(b) => {
+            let action = b.action.as_deref().map(str::to_owned);
+            let summary = match typed(event, &b) {
+                Some(summary) => summary,
+                None => {
+                    let common = Common {
+                        action: b.action,
+                        repository: b.repository,
+                        organization: b.organization,
+                        sender: b.sender,
+                    };
+                    generic(event, &common)
+                }
+            };
+            (action, summary)
+        }
+        Read::Common(c) => (c.action.as_deref().map(str::to_owned), generic(event, &c)),
+        Read::Neither => (None, format!("GitHub {} event", clean(event, MAX_FIELD))),
     }
 }
 

@@ -43,11 +43,12 @@ mod pointer;
 mod stripe;
 mod text;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
-pub use envelope::{Envelope, Source};
+pub use envelope::{Envelope, Payload, Source};
 pub use error::{EnvelopeError, ParseError};
 
 use headers::BodyKind;
@@ -114,28 +115,27 @@ pub struct Request<'a> {
 pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
     headers::check_encoding(req.headers)?;
     let allow_form = req.source == Source::Github;
-    let payload: Box<RawValue> = match headers::body_kind(req.headers, allow_form)? {
-        BodyKind::Json => serde_json::from_slice(req.body).map_err(ParseError::InvalidJson)?,
-        BodyKind::Form => RawValue::from_string(form::payload_field(req.body)?)
-            .map_err(ParseError::InvalidJson)?,
+    let text: Cow<'_, str> = match headers::body_kind(req.headers, allow_form)? {
+        BodyKind::Json => Cow::Borrowed(utf8(req.body)?),
+        BodyKind::Form => Cow::Owned(form::payload_field(req.body)?),
     };
-    if !payload.get().trim_start().starts_with('{') {
-        return Err(ParseError::NotAnObject);
-    }
     let mut kept = BTreeMap::new();
     let (event_type, action, delivery_id, summary) = match req.source {
         Source::Github => {
+            // GitHub's typed read reads the whole body, which checks it too: one pass.
+            let read = github::read(&text).map_err(ParseError::InvalidJson)?;
+            an_object(&text)?;
             let event =
                 headers::one(req.headers, "x-github-event")?.ok_or(ParseError::MissingEventType)?;
             let delivery = headers::one(req.headers, "x-github-delivery")?
                 .ok_or(ParseError::MissingDeliveryId)?;
             check_ids(event, delivery)?;
             headers::keep(req.headers, github::KEPT_HEADERS, &mut kept);
-            let (action, summary) = github::describe(event, &payload);
+            let (action, summary) = github::describe(event, read);
             (event.to_owned(), action, delivery.to_owned(), summary)
         }
         Source::Stripe => {
-            let d = stripe::describe(&payload)?;
+            let d = stripe::describe(whole(&text)?)?;
             check_ids(&d.event_type, &d.delivery_id)?;
             (
                 d.event_type.into_owned(),
@@ -145,7 +145,8 @@ pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
             )
         }
         Source::Standard => {
-            let event = custom::standard_event_type(&payload, req.headers, req.custom)?;
+            let body = whole(&text)?;
+            let event = custom::standard_event_type(body, req.headers, req.custom)?;
             let delivery = custom::standard_delivery_id(req.headers)?;
             check_ids(&event, delivery)?;
             headers::keep(req.headers, custom::STANDARD_HEADERS, &mut kept);
@@ -153,8 +154,9 @@ pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
             (event.into_owned(), None, delivery.to_owned(), summary)
         }
         Source::Custom => {
-            let event = custom::event_type(&payload, req.headers, req.custom, "custom")?;
-            let delivery = custom::delivery_id(req.body, &payload, req.headers, req.custom)?;
+            let body = whole(&text)?;
+            let event = custom::event_type(body, req.headers, req.custom, "custom")?;
+            let delivery = custom::delivery_id(req.body, body, req.headers, req.custom)?;
             check_ids(&event, &delivery)?;
             headers::keep(req.headers, &custom::kept_headers(req.custom), &mut kept);
             let summary = custom_summary(&event, req.handler);
@@ -171,8 +173,33 @@ pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
         received_at: req.received_at.to_offset(time::UtcOffset::UTC),
         summary: clean(&summary, MAX_SUMMARY),
         headers: kept,
-        payload,
+        payload: Payload::checked(&text),
     })
+}
+
+/// The body's text; a body that is not UTF-8 is not JSON.
+fn utf8(body: &[u8]) -> Result<&str, ParseError> {
+    std::str::from_utf8(body).map_err(|e| {
+        ParseError::InvalidJson(serde::de::Error::custom(format_args!(
+            "not UTF-8 at byte {}",
+            e.valid_up_to()
+        )))
+    })
+}
+
+/// The body checked to be one JSON object, as a raw value to look into.
+fn whole(text: &str) -> Result<&RawValue, ParseError> {
+    let raw = serde_json::from_str::<&RawValue>(text).map_err(ParseError::InvalidJson)?;
+    an_object(text)?;
+    Ok(raw)
+}
+
+fn an_object(json: &str) -> Result<(), ParseError> {
+    if json.trim_start().starts_with('{') {
+        Ok(())
+    } else {
+        Err(ParseError::NotAnObject)
+    }
 }
 
 fn check_ids(event_type: &str, delivery_id: &str) -> Result<(), ParseError> {

@@ -385,7 +385,7 @@ mod tests {
             received_at: time::OffsetDateTime::UNIX_EPOCH,
             summary: String::new(),
             headers: std::collections::BTreeMap::new(),
-            payload: serde_json::value::RawValue::from_string("{}".to_owned()).unwrap(),
+            payload: clawlet_events::Payload::from_json("{}").unwrap(),
         }
     }
 

@@ -158,10 +158,8 @@ fn event_at(
         .unwrap(),
         summary: format!("{handler} {event_type} {delivery}"),
         headers: std::collections::BTreeMap::new(),
-        payload: serde_json::value::RawValue::from_string(format!(
-            r#"{{"delivery":"{delivery}"}}"#
-        ))
-        .unwrap(),
+        payload: clawlet_events::Payload::from_json(&format!(r#"{{"delivery":"{delivery}"}}"#))
+            .unwrap(),
     };
     Arc::new(Fresh::new(envelope).unwrap())
 }

@@ -48,10 +48,8 @@ pub(crate) fn envelope_at(
         received_at,
         summary: format!("{handler} {event_type} {delivery_id}"),
         headers: std::collections::BTreeMap::new(),
-        payload: serde_json::value::RawValue::from_string(format!(
-            r#"{{"delivery":"{delivery_id}"}}"#
-        ))
-        .unwrap(),
+        payload: clawlet_events::Payload::from_json(&format!(r#"{{"delivery":"{delivery_id}"}}"#))
+            .unwrap(),
     }
 }
 

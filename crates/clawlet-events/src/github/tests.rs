@@ -1,10 +1,7 @@
-use serde_json::value::RawValue;
-
-use super::describe;
+use super::{describe, read};
 
 fn check(event: &str, body: &str, action: Option<&str>, summary: &str) {
-    let raw: Box<RawValue> = serde_json::from_str(body).unwrap();
-    let (got_action, got_summary) = describe(event, &raw);
+    let (got_action, got_summary) = describe(event, read(body).unwrap());
     assert_eq!(got_action.as_deref(), action, "action of {event} {body}");
     assert_eq!(got_summary, summary, "summary of {event} {body}");
 }
@@ -263,8 +260,7 @@ fn cleans_sender_text() {
         r#"{{"action":"opened","issue":{{"number":1,"title":{}}},"repository":{{"full_name":"o/r\u0000"}},"sender":{{"login":"u\u202e"}}}}"#,
         serde_json::to_string(&title).unwrap()
     );
-    let raw: Box<RawValue> = serde_json::from_str(&body).unwrap();
-    let (_, summary) = describe("issues", &raw);
+    let (_, summary) = describe("issues", read(&body).unwrap());
     assert!(
         summary.starts_with("Issue #1 opened in o/r by u: evil title 2026-01-01 INFO forged!!!"),
         "{summary}"

@@ -407,6 +407,22 @@ fn errors() {
         &default,
         "invalid_json",
     );
+    // GitHub bodies are checked by the typed read: a fault in a field it skips, or one of the
+    // wrong type, is still found.
+    check_err(
+        Source::Github,
+        &ok,
+        b"{\"ref\":\"refs/heads/x\",\"other\":tru}",
+        &default,
+        "invalid_json",
+    );
+    check_err(
+        Source::Github,
+        &ok,
+        b"{\"ref\":5,\"a\":[}",
+        &default,
+        "invalid_json",
+    );
     check_err(Source::Github, &ok, b"[]", &default, "not_an_object");
     check_err(
         Source::Custom,
