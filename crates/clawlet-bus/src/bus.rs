@@ -65,7 +65,7 @@ pub(crate) enum Store {
     /// The SQLite journal.
     Local(LocalStore),
     /// Plain maps in this process.
-    Memory(MemStore),
+    Memory(Box<MemStore>),
     Nats(Box<NatsStore>),
 }
 
@@ -115,7 +115,7 @@ impl Bus {
                     .map_err(|e| BusError::Storage(format!("journal open task failed: {e}")))??;
                 Store::Local(store)
             }
-            Backend::Memory => Store::Memory(MemStore::default()),
+            Backend::Memory => Store::Memory(Box::default()),
             Backend::Nats {
                 url,
                 stream,

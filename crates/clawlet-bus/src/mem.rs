@@ -3,12 +3,11 @@
 //! event is forgotten as soon as its last delivery is recorded (its delivery id stays for dedup
 //! until the dedup window ends), and `max_pending` caps the rest.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use sha2::{Digest, Sha256};
-
+use self::dedup::{Dedup, EventRef, dedup_key};
 use crate::bus::{FULL_RETRY_AFTER, Shared};
 use crate::spec::Routes;
 use crate::sql::{
@@ -88,63 +87,14 @@ impl Event {
     }
 }
 
-/// The first 128 bits of SHA-256 over the handler and delivery id (length-prefixed, so that no
-/// two pairs share an input): a collision is as unlikely as a UUID clash, and 16 bytes stand for
-/// strings of up to 256 bytes each.
-type DedupKey = [u8; 16];
-
-fn dedup_key(handler: &str, delivery_id: &str) -> DedupKey {
-    let mut hasher = Sha256::new();
-    hasher.update((handler.len() as u64).to_le_bytes());
-    hasher.update(handler.as_bytes());
-    hasher.update(delivery_id.as_bytes());
-    let digest = hasher.finalize();
-    let mut key = [0; 16];
-    key.copy_from_slice(&digest[..16]);
-    key
-}
-
-/// An event id as a dedup entry keeps it: 16 bytes for the UUIDs publish assigns, the text for
-/// any other (so that it reads back exactly as it was).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum EventRef {
-    Uuid([u8; 16]),
-    Text(Box<str>),
-}
-
-impl EventRef {
-    fn new(id: &str) -> Self {
-        let mut canonical = uuid::Uuid::encode_buffer();
-        match uuid::Uuid::try_parse(id) {
-            // Only the canonical spelling, so that `to_string` gives back `id` itself.
-            Ok(uuid) if uuid.hyphenated().encode_lower(&mut canonical) == id => {
-                Self::Uuid(uuid.into_bytes())
-            }
-            _ => Self::Text(id.into()),
-        }
-    }
-}
-
-impl std::fmt::Display for EventRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Uuid(bytes) => uuid::Uuid::from_bytes(*bytes).hyphenated().fmt(f),
-            Self::Text(text) => f.write_str(text),
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct State {
     next_seq: u64,
     /// Events still remembered, by arrival order.
     events: BTreeMap<u64, Event>,
     ids: HashMap<String, u64>,
-    /// Dedup key → (event id, first seen). Entries live for the whole dedup window, so they are
-    /// kept small: the key is a digest, not the two strings, and the id 16 bytes in place.
-    dedup: HashMap<DedupKey, (EventRef, i64)>,
-    /// Dedup keys by first sighting, to end them when the window passes.
-    dedup_order: VecDeque<(i64, DedupKey)>,
+    /// Delivery ids seen within the dedup window.
+    dedup: Dedup,
     /// Pending deliveries by due time: (due, event seq, agent).
     due: BTreeSet<(i64, u64, String)>,
 }
@@ -174,8 +124,10 @@ impl MemStore {
         let env = &fresh.envelope;
         let key = dedup_key(&env.handler, &env.delivery_id);
         let mut state = self.lock();
-        state.expire_dedup(now.saturating_sub(dur_ms(shared.dedup_window)));
-        if let Some((event_id, _)) = state.dedup.get(&key) {
+        state
+            .dedup
+            .expire(now.saturating_sub(dur_ms(shared.dedup_window)));
+        if let Some(event_id) = state.dedup.get(&key) {
             return Ok(Inserted::duplicate(event_id.to_string()));
         }
         if shared.pending.load(Ordering::Relaxed) >= shared.max_pending {
@@ -210,8 +162,7 @@ impl MemStore {
                 last_error: None,
             });
         }
-        state.dedup.insert(key, (EventRef::new(&env.id), now));
-        state.dedup_order.push_back((now, key));
+        state.dedup.insert(key, EventRef::new(&env.id), now);
         let event = Event {
             fresh: Arc::clone(fresh),
             routed: agents.is_some(),
@@ -433,7 +384,8 @@ impl MemStore {
     /// their last delivery is recorded, and dead ones stay (as in the journal), so this returns 0.
     pub(crate) fn prune(&self, shared: &Shared, now: i64) -> u64 {
         self.lock()
-            .expire_dedup(now.saturating_sub(dur_ms(shared.dedup_window)));
+            .dedup
+            .expire(now.saturating_sub(dur_ms(shared.dedup_window)));
         0
     }
 
@@ -477,22 +429,6 @@ impl MemStore {
 }
 
 impl State {
-    fn expire_dedup(&mut self, cutoff: i64) {
-        while let Some(&(seen, key)) = self.dedup_order.front() {
-            if seen >= cutoff {
-                break;
-            }
-            self.dedup_order.pop_front();
-            if self
-                .dedup
-                .get(&key)
-                .is_some_and(|(_, first)| *first == seen)
-            {
-                self.dedup.remove(&key);
-            }
-        }
-    }
-
     /// Keeps the pending counter in step with an event's move between states.
     fn moved(&self, shared: &Shared, was: DeliveryStatus, is: DeliveryStatus) {
         let pending = DeliveryStatus::Pending;
@@ -514,5 +450,6 @@ impl State {
     }
 }
 
+mod dedup;
 #[cfg(test)]
 mod tests;
