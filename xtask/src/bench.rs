@@ -327,7 +327,7 @@ fn slow_agent(bench: &Bench) -> Result<String> {
         ..OursConfig::plain(Backend::Sqlite)
     });
     for (server, case) in [
-        (Server::ours(Backend::Sqlite), "sqlite, no agent"),
+        (Server::ours(Backend::Sqlite), "sqlite, default route (log)"),
         (slow, "sqlite, agent sleeps 1 s"),
     ] {
         rows.push(measure(bench, &server, &Load::signed(conns, &push), case)?);
@@ -369,7 +369,8 @@ struct OursConfig {
 }
 
 impl OursConfig {
-    /// The generated configuration as it is, no agent, no queue limit, default allocator.
+    /// The generated configuration as it is: no routes (every event goes to the built-in `log`
+    /// agent), no queue limit, default allocator.
     fn plain(backend: Backend) -> Self {
         Self {
             backend,
@@ -555,7 +556,9 @@ fn free_port() -> Result<u16> {
 
 /// The daemon's configuration for one run (schema: config/example.yaml). Loopback only; rate
 /// limiting off, since it would measure the limiter rather than the receiver; request logging off,
-/// as the Go server logs nothing without -verbose; one GitHub handler for every event type.
+/// as the Go server logs nothing without -verbose; one GitHub handler for every event type. Without
+/// routes every event is delivered to the built-in `log` agent (its line is below the WARNING
+/// level, so nothing is written, but the delivery is recorded like any other).
 fn ours_config(config: &OursConfig, port: u16, dir: &Path) -> String {
     let backend = match config.backend {
         Backend::Memory => "memory",

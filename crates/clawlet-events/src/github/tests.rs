@@ -268,3 +268,25 @@ fn cleans_sender_text() {
     assert!(summary.ends_with('…'), "{summary}");
     assert!(!summary.chars().any(char::is_control), "{summary}");
 }
+
+/// The real deliveries in testdata fit the typed view, so that reading one is also its only check
+/// (a field whose type drifted would cost two more passes over every such body).
+#[test]
+fn real_deliveries_are_read_in_one_pass() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/payloads");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("github_") {
+            continue;
+        }
+        let body = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            matches!(read(&body), Ok(super::Read::Typed(_))),
+            "{name} does not fit the typed view"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 9, "only {seen} GitHub payloads found");
+}
