@@ -20,7 +20,9 @@ pub enum AgentKind {
         /// Extra headers sent with every request.
         headers: Vec<(String, String)>,
     },
-    /// Write the summary line to the log (tracing, info); always succeeds.
+    /// Write the summary line to the log (tracing, info); always succeeds. While a dispatcher
+    /// runs, publish writes the line itself, before the event's commit, and records the delivery
+    /// made; replays and events stored without a dispatcher go through the dispatcher.
     Log,
 }
 
