@@ -316,6 +316,17 @@ impl Placement {
             }
         }
     }
+
+    /// Delivered for `made` (as publish does for a log agent), pending elsewhere.
+    pub(crate) fn made_for(made: &'static str) -> impl Fn(&str) -> Placement {
+        move |agent| {
+            if agent == made {
+                Placement::Delivered
+            } else {
+                Placement::Pending
+            }
+        }
+    }
 }
 
 /// What [`insert_event`] stored.

@@ -37,8 +37,17 @@ impl Fixture {
         now: i64,
         take: &dyn Fn(&str) -> bool,
     ) -> Result<Inserted, BusError> {
-        self.store
-            .insert(&self.shared, ev, routes, now, &Placement::taking(take))
+        self.try_place(ev, routes, now, &Placement::taking(take))
+    }
+
+    fn try_place(
+        &self,
+        ev: &Arc<Fresh>,
+        routes: Option<&Routes>,
+        now: i64,
+        place: &dyn Fn(&str) -> Placement,
+    ) -> Result<Inserted, BusError> {
+        self.store.insert(&self.shared, ev, routes, now, place)
     }
 
     /// Inserts with no dispatcher slot free, as a publish without a dispatcher does.
@@ -349,21 +358,12 @@ fn taken_deliveries_are_in_flight_and_the_others_are_claimed() {
 fn deliveries_made_at_insert_are_delivered_and_never_claimed() {
     let mem = Fixture::new(10);
     let r = routes(&["a", "b"]);
-    let made_to_a = |agent: &str| {
-        if agent == "a" {
-            Placement::Delivered
-        } else {
-            Placement::Pending
-        }
-    };
     let inserted = mem
-        .store
-        .insert(
-            &mem.shared,
+        .try_place(
             &event("e1", "github", "d1"),
             Some(&r),
             0,
-            &made_to_a,
+            &Placement::made_for("a"),
         )
         .unwrap();
     assert!(inserted.taken.is_empty());
@@ -379,14 +379,9 @@ fn deliveries_made_at_insert_are_delivered_and_never_claimed() {
     assert_eq!(mem.claim_all(0), owned(&[("e1", "b", 0)]));
 
     let all_made = mem
-        .store
-        .insert(
-            &mem.shared,
-            &event("e2", "github", "d2"),
-            Some(&r),
-            1,
-            &|_| Placement::Delivered,
-        )
+        .try_place(&event("e2", "github", "d2"), Some(&r), 1, &|_| {
+            Placement::Delivered
+        })
         .unwrap();
     assert_eq!(all_made.published, accepted("e2"));
     assert!(!all_made.left_pending);

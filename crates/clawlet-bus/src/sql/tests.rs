@@ -30,6 +30,16 @@ fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent 
     }
 }
 
+/// Room for ten pending events, a dedup window of [`WINDOW_MS`].
+fn limits(pending: &AtomicU64) -> InsertLimits<'_> {
+    InsertLimits {
+        pending,
+        max_pending: 10,
+        dedup_window_ms: WINDOW_MS,
+        retry_after: Duration::from_secs(1),
+    }
+}
+
 fn insert(
     conn: &Connection,
     pending: &AtomicU64,
@@ -37,13 +47,17 @@ fn insert(
     routes: Option<&Routes>,
     now: i64,
 ) -> Published {
-    let limits = InsertLimits {
-        pending,
-        max_pending: 10,
-        dedup_window_ms: WINDOW_MS,
-        retry_after: Duration::from_secs(1),
-    };
-    insert_event(conn, ev, routes, &limits, now).unwrap()
+    insert_event(conn, ev, routes, &limits(pending), now).unwrap()
+}
+
+/// The agents of the deliveries a claim at `now` hands out, in its order.
+fn claimed_agents(conn: &Connection, now: i64) -> Vec<String> {
+    claim(conn, &all, now)
+        .unwrap()
+        .work
+        .into_iter()
+        .map(|w| w.agent)
+        .collect()
 }
 
 fn state(conn: &Connection, id: &str) -> String {
@@ -264,12 +278,7 @@ fn interrupted_deliveries_are_due_again_after_restart() {
 fn deliveries_taken_at_insert_are_in_flight_until_a_restart() {
     let conn = db();
     let pending = AtomicU64::new(0);
-    let limits = InsertLimits {
-        pending: &pending,
-        max_pending: 10,
-        dedup_window_ms: WINDOW_MS,
-        retry_after: Duration::from_secs(1),
-    };
+    let limits = limits(&pending);
     let r = routes(&["a", "b"]);
     let inserted = insert_event_placing(
         &conn,
@@ -285,21 +294,14 @@ fn deliveries_taken_at_insert_are_in_flight_until_a_restart() {
     assert_eq!(pending.load(Ordering::Relaxed), 1);
     assert_eq!(state(&conn, "e1"), "pending");
 
-    let claimed: Vec<String> = claim(&conn, &all, 0)
-        .unwrap()
-        .work
-        .into_iter()
-        .map(|w| w.agent)
-        .collect();
-    assert_eq!(claimed, ["b"], "the taken delivery is not claimable");
+    assert_eq!(
+        claimed_agents(&conn, 0),
+        ["b"],
+        "the taken delivery is not claimable"
+    );
 
     assert_eq!(reset_inflight(&conn).unwrap(), 2);
-    let mut again: Vec<String> = claim(&conn, &all, 0)
-        .unwrap()
-        .work
-        .into_iter()
-        .map(|w| w.agent)
-        .collect();
+    let mut again = claimed_agents(&conn, 0);
     again.sort();
     assert_eq!(again, ["a", "b"]);
 
@@ -322,20 +324,8 @@ fn deliveries_taken_at_insert_are_in_flight_until_a_restart() {
 fn deliveries_made_at_insert_are_recorded_delivered() {
     let conn = db();
     let pending = AtomicU64::new(0);
-    let limits = InsertLimits {
-        pending: &pending,
-        max_pending: 10,
-        dedup_window_ms: WINDOW_MS,
-        retry_after: Duration::from_secs(1),
-    };
+    let limits = limits(&pending);
     let r = routes(&["a", "b"]);
-    let made_to_a = |agent: &str| {
-        if agent == "a" {
-            Placement::Delivered
-        } else {
-            Placement::Pending
-        }
-    };
     let rows = |id: &str| -> Vec<(String, String, u32)> {
         conn.prepare(
             "SELECT agent, status, attempts FROM deliveries WHERE event_id = ?1 ORDER BY agent",
@@ -352,7 +342,7 @@ fn deliveries_made_at_insert_are_recorded_delivered() {
         Some(&r),
         &limits,
         0,
-        &made_to_a,
+        &Placement::made_for("a"),
     )
     .unwrap();
     assert!(one.taken.is_empty() && one.left_pending);
@@ -365,13 +355,7 @@ fn deliveries_made_at_insert_are_recorded_delivered() {
             ("b".to_owned(), "pending".to_owned(), 0)
         ]
     );
-    let claimed: Vec<String> = claim(&conn, &all, 0)
-        .unwrap()
-        .work
-        .into_iter()
-        .map(|w| w.agent)
-        .collect();
-    assert_eq!(claimed, ["b"]);
+    assert_eq!(claimed_agents(&conn, 0), ["b"]);
 
     let both = insert_event_placing(
         &conn,
