@@ -403,3 +403,56 @@ async fn config_check_prints_the_effective_config_redacted_or_every_error() {
     assert!(text.contains("webhooks.prot"), "{text}");
     assert!(text.contains("webhooks.handlers.github.secret"), "{text}");
 }
+
+/// With no routes, every event goes to the built-in log agent. Publish writes its line before the
+/// commit, so it is in the log once the delivery is answered, spelled like every other line
+/// (`agent=log`, the event id, the summary), and the journal shows that delivery made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_route_logs_each_event_and_records_the_delivery() {
+    let daemon = Daemon::start(&format!(
+        r#"webhooks:
+  host: 127.0.0.1
+  port: 0
+  rate_limit:
+    enabled: false
+  queue:
+    backend: sqlite
+    path: "{{dir}}/journal.db"
+  handlers:
+    github:
+      secret: "{GITHUB_SECRET}"
+"#
+    ));
+    let answer = tokio::task::block_in_place(|| post_github(&daemon, GITHUB_SECRET));
+    let body: serde_json::Value = answer
+        .lines()
+        .nth(1)
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no JSON answer: {answer}"));
+    let id = body["event_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no event id: {answer}"))
+        .to_owned();
+    let line_for = |logs: &str| {
+        logs.lines()
+            .find(|l| l.contains(&format!("event_id={id}")) && l.contains("agent=log"))
+            .map(str::to_owned)
+    };
+    // The line is written before the answer; the harness reads stderr on its own thread.
+    let logged = wait_until(Duration::from_secs(10), || {
+        line_for(&daemon.logs()).is_some()
+    })
+    .await;
+    assert!(logged, "no log agent line for {id}:\n{}", daemon.logs());
+
+    let entry = tokio::task::block_in_place(|| crate::providers::journal(&daemon))
+        .into_iter()
+        .find(|e| e["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} is not in the journal"));
+    assert_eq!(entry["status"], "delivered", "{entry}");
+    let deliveries = entry["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 1, "{entry}");
+    assert_eq!(deliveries[0]["agent"], "log", "{entry}");
+    assert_eq!(deliveries[0]["status"], "delivered", "{entry}");
+    assert_eq!(deliveries[0]["attempts"], 1, "{entry}");
+}

@@ -93,7 +93,7 @@ pub(crate) async fn attempt(
 /// The delivery of a `log` agent: the event's summary line, at info.
 pub(crate) fn log_line(agent: &str, envelope: &Envelope) {
     tracing::info!(
-        agent,
+        agent = %agent,
         event_id = %envelope.id,
         handler = %envelope.handler,
         event_type = %envelope.event_type,
