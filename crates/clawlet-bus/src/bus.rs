@@ -186,7 +186,8 @@ impl Bus {
         let placing = Arc::clone(&fresh);
         store
             .call_then(
-                move |conn, shared| {
+                move |tx| {
+                    let shared = tx.shared;
                     let routes = shared.routes.load();
                     let limits = InsertLimits {
                         pending: &shared.pending,
@@ -196,7 +197,8 @@ impl Bus {
                     };
                     let placer = Placer::new(routes.as_deref(), handoff.as_deref(), &placing);
                     let inserted = sql::insert_event_placing(
-                        conn,
+                        tx.conn,
+                        tx.dedup,
                         &event,
                         routes.as_deref(),
                         &limits,

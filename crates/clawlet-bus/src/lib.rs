@@ -20,6 +20,7 @@
 
 mod agent;
 mod bus;
+mod dedup;
 mod dispatch;
 mod error;
 mod journal;

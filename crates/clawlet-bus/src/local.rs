@@ -12,11 +12,12 @@ use tokio::sync::oneshot;
 
 use crate::BusError;
 use crate::bus::Shared;
+use crate::dedup::Dedup;
 use crate::sql;
 
 /// Runs inside the batch transaction; returns what to tell the caller once the commit is known.
 /// Called with `None` when the transaction could not even begin.
-type Job = Box<dyn FnOnce(Option<(&Connection, &Shared)>) -> Responder + Send>;
+type Job = Box<dyn FnOnce(Option<&mut Tx<'_>>) -> Responder + Send>;
 type Responder = Box<dyn FnOnce(Option<&BusError>) + Send>;
 
 /// Most jobs committed together; bounds the latency one batch adds to the first caller.
@@ -32,8 +33,56 @@ const RESTART_FRAMES: i64 = 8192;
 /// itself (a pause of a few milliseconds, plus the database file's fsync).
 const HANDOVER_FRAMES: i64 = 512;
 
+/// Waits this long for another process to release the journal before giving up.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
 pub(crate) struct LocalStore {
     jobs: mpsc::Sender<Job>,
+}
+
+/// What a job gets on the writer thread: the open transaction, and the dedup index of the
+/// delivery ids seen within the window (entries a job records are taken out again should the
+/// transaction not commit).
+pub(crate) struct Tx<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) shared: &'a Shared,
+    pub(crate) dedup: &'a mut Dedup,
+}
+
+/// Takes the journal's lock file (`<journal>.lock`), held until the writer ends, waiting up to
+/// `wait` for another holder. Only one daemon may write a journal: the delivery ids it dedups
+/// against live in its memory, so a second writer would store duplicates the first one refuses.
+/// Readers (the CLI) take no lock.
+fn lock_journal(path: &Path, wait: Duration) -> Result<std::fs::File, BusError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let failed = |e: &dyn std::fmt::Display| {
+        BusError::Storage(format!("cannot lock journal {}: {e}", lock_path.display()))
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| failed(&e))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                // A writer of this process that is still shutting down, or another daemon.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(failed(&format_args!(
+                    "another process holds it (waited {} ms); only one daemon may use a journal",
+                    wait.as_millis()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(failed(&e)),
+        }
+    }
 }
 
 impl LocalStore {
@@ -47,8 +96,19 @@ impl LocalStore {
                 ))
             })?;
         }
+        let lock = lock_journal(path, LOCK_WAIT)?;
         let conn = Connection::open(path).map_err(sql::open_failed(path))?;
         sql::configure(&conn).map_err(sql::at_path(path))?;
+        let started = Instant::now();
+        let dedup = sql::load_dedup(
+            &conn,
+            sql::now_ms().saturating_sub(sql::dur_ms(shared.dedup_window)),
+        )?;
+        tracing::info!(
+            delivery_ids = dedup.len(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "delivery ids within the dedup window loaded from the journal"
+        );
         let recovered = sql::reset_inflight(&conn)?;
         if recovered > 0 {
             tracing::info!(
@@ -81,7 +141,8 @@ impl LocalStore {
             .name("clawlet-bus-writer".to_owned())
             .spawn(move || {
                 let _stop = stop;
-                writer(conn, &rx, &shared);
+                let _lock = lock;
+                writer(conn, dedup, &rx, &shared);
             })
             .map_err(|e| BusError::Storage(format!("cannot start the journal writer: {e}")))?;
         Ok(Self { jobs })
@@ -93,10 +154,13 @@ impl LocalStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &Shared) -> Result<T, BusError> + Send + 'static,
     {
-        self.call_then(f, |result, commit_error| match commit_error {
-            Some(e) => Err(e.clone()),
-            None => result,
-        })
+        self.call_then(
+            |tx| f(tx.conn, tx.shared),
+            |result, commit_error| match commit_error {
+                Some(e) => Err(e.clone()),
+                None => result,
+            },
+        )
         .await
     }
 
@@ -107,13 +171,13 @@ impl LocalStore {
     where
         U: Send + 'static,
         T: Send + 'static,
-        F: FnOnce(&Connection, &Shared) -> Result<U, BusError> + Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<U, BusError> + Send + 'static,
         C: FnOnce(Result<U, BusError>, Option<&BusError>) -> Result<T, BusError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
             let result = match ctx {
-                Some((conn, shared)) => f(conn, shared),
+                Some(tx) => f(tx),
                 None => Err(BusError::Closed),
             };
             Box::new(move |commit_error: Option<&BusError>| {
@@ -134,7 +198,7 @@ impl Drop for AliveGuard<'_> {
     }
 }
 
-fn writer(mut conn: Connection, rx: &mpsc::Receiver<Job>, shared: &Shared) {
+fn writer(mut conn: Connection, mut dedup: Dedup, rx: &mpsc::Receiver<Job>, shared: &Shared) {
     let _guard = AliveGuard(shared);
     let maintenance_every =
         (shared.retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(60));
@@ -147,7 +211,7 @@ fn writer(mut conn: Connection, rx: &mpsc::Receiver<Job>, shared: &Shared) {
         };
         if last_maintenance.elapsed() >= maintenance_every {
             last_maintenance = Instant::now();
-            maintenance(&mut conn, shared);
+            maintenance(&mut conn, &mut dedup, shared);
         }
         finish_checkpoint(&conn, shared);
         let Some(first) = first else { continue };
@@ -169,11 +233,18 @@ fn writer(mut conn: Connection, rx: &mpsc::Receiver<Job>, shared: &Shared) {
                 continue;
             }
         };
-        let responders: Vec<Responder> = jobs
-            .into_iter()
-            .map(|job| job(Some((&tx, shared))))
-            .collect();
-        match tx.commit() {
+        let mark = dedup.mark();
+        let mut ctx = Tx {
+            conn: &tx,
+            shared,
+            dedup: &mut dedup,
+        };
+        let responders: Vec<Responder> = jobs.into_iter().map(|job| job(Some(&mut ctx))).collect();
+        let committed = tx.commit();
+        if committed.is_err() {
+            dedup.rollback(mark);
+        }
+        match committed {
             Ok(()) => {
                 shared.transactions.fetch_add(1, Ordering::Relaxed);
                 for respond in responders {
@@ -280,8 +351,9 @@ fn finish_checkpoint(conn: &Connection, shared: &Shared) {
     }
 }
 
-fn maintenance(conn: &mut Connection, shared: &Shared) {
+fn maintenance(conn: &mut Connection, dedup: &mut Dedup, shared: &Shared) {
     let now = sql::now_ms();
+    dedup.expire(now.saturating_sub(sql::dur_ms(shared.dedup_window)));
     let pruned = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(BusError::from)
@@ -304,6 +376,21 @@ fn maintenance(conn: &mut Connection, shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journal_takes_one_writer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let first = lock_journal(&path, Duration::ZERO).unwrap();
+        let err = lock_journal(&path, Duration::from_millis(50)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("only one daemon may use a journal"),
+            "{err}"
+        );
+        drop(first);
+        lock_journal(&path, Duration::ZERO).expect("free again once the holder is gone");
+    }
 
     #[test]
     fn a_small_wal_is_left_to_the_usual_passes() {

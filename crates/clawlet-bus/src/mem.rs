@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use self::dedup::{Dedup, EventRef, dedup_key};
 use crate::bus::{FULL_RETRY_AFTER, Shared};
+use crate::dedup::{Dedup, EventRef, dedup_key};
 use crate::spec::Routes;
 use crate::sql::{
     Claimed, Finish, Fresh, Inserted, Payload, Placement, Work, dur_ms, from_ms, to_ms,
@@ -450,6 +450,5 @@ impl State {
     }
 }
 
-mod dedup;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clawlet_events::Envelope;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::dedup::{Dedup, EventRef, dedup_key};
 use crate::spec::Routes;
 use crate::{
     BusError, DeliveryRecord, DeliveryStatus, ListFilter, Published, ReplaySelector, StoredEvent,
@@ -17,15 +18,21 @@ use crate::{
 const INFLIGHT: &str = "inflight";
 
 /// The schema this build reads and writes, kept in `PRAGMA user_version`. A journal of version 2
-/// is migrated when it is opened (see [`migrate_from_2`]); any other version is refused rather than
+/// or 3 is migrated when it is opened (see [`migrate`]); any other version is refused rather than
 /// misread.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// Every index below is there for a statement in this file; the partial ones hold only rows that
 /// are still moving (pending or in-flight deliveries, pending events), so they stay small and a
 /// delivered event stops costing index writes. The envelope lives in its own table so that the
 /// small, often-updated `events` rows share pages instead of each sitting next to 8 KB of JSON;
 /// `codec` says how it is stored (see [`Codec`]).
+///
+/// The delivery ids seen within the dedup window are looked up in memory (a [`Dedup`] the writer
+/// keeps, loaded by [`load_dedup`] when the journal opens): a B-tree keyed by random delivery ids
+/// would dirty one more page per event, written to the WAL at each commit and again by each
+/// checkpoint. The `events` rows are where those ids are kept on disk; the `dedup` table keeps only
+/// the ids of events deleted (pruned or purged) before their dedup window ended.
 const SCHEMA: &str = "
 CREATE TABLE events (
     seq         INTEGER PRIMARY KEY,
@@ -145,8 +152,8 @@ fn check_schema(conn: &Connection) -> Result<bool, BusError> {
     if found == SCHEMA_VERSION {
         return Ok(false);
     }
-    if found == 2 {
-        migrate_from_2(conn)?;
+    if found == 2 || found == 3 {
+        migrate(conn)?;
         return Ok(false);
     }
     let tables: i64 = conn.query_row(
@@ -165,16 +172,24 @@ fn check_schema(conn: &Connection) -> Result<bool, BusError> {
 }
 
 /// Version 2 stored every envelope uncompressed, as TEXT or, from 1 MiB, as a BLOB; both read
-/// back as [`Codec::Raw`], so the migration only adds the `codec` column.
-fn migrate_from_2(conn: &Connection) -> Result<(), BusError> {
+/// back as [`Codec::Raw`], so going to version 3 only adds the `codec` column. Version 3 wrote
+/// every delivery id to `dedup`; those rows are still valid entries (loaded beside the `events`
+/// rows), so going to version 4 changes no data. The number moves all the same: a build that reads
+/// version 3 looks delivery ids up in `dedup` alone and would miss those stored since.
+fn migrate(conn: &Connection) -> Result<(), BusError> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     // Checked again under the write lock: another process may have migrated it meanwhile.
-    if schema_version(&tx)? == 2 {
-        tx.execute_batch(
-            "ALTER TABLE envelopes ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
-             PRAGMA user_version = 3;",
-        )?;
-        tracing::info!("journal migrated from schema version 2 to 3");
+    let found = schema_version(&tx)?;
+    if found == 2 {
+        tx.execute_batch("ALTER TABLE envelopes ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;")?;
+    }
+    if found == 2 || found == 3 {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tracing::info!(
+            from = found,
+            to = SCHEMA_VERSION,
+            "journal migrated to a new schema version"
+        );
     }
     tx.commit()?;
     Ok(())
@@ -189,6 +204,48 @@ fn create_schema(conn: &Connection) -> Result<(), BusError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// The delivery ids first seen at or after `cutoff`: those of the events stored, and those the
+/// `dedup` table kept for deleted events (a version 3 journal's table also names stored events;
+/// each id is loaded once). Both are read in the order of their time index and merged, so that the
+/// entries are recorded oldest first, as expiry expects, without sorting them all first.
+pub(crate) fn load_dedup(conn: &Connection, cutoff: i64) -> Result<Dedup, BusError> {
+    type Seen = (String, String, String, i64);
+    fn seen(row: &rusqlite::Row<'_>) -> rusqlite::Result<Seen> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    }
+    let mut stored = conn.prepare(
+        "SELECT handler, delivery_id, id, received_at FROM events
+         WHERE received_at >= ?1 ORDER BY received_at",
+    )?;
+    let mut kept = conn.prepare(
+        "SELECT handler, delivery_id, event_id, first_seen FROM dedup
+         WHERE first_seen >= ?1 ORDER BY first_seen",
+    )?;
+    let mut stored = stored.query_map([cutoff], seen)?.peekable();
+    let mut kept = kept.query_map([cutoff], seen)?.peekable();
+    let mut dedup = Dedup::default();
+    loop {
+        let take_stored = match (stored.peek(), kept.peek()) {
+            (None, None) => break,
+            (Some(Ok(a)), Some(Ok(b))) => a.3 <= b.3,
+            (Some(_), _) => true,
+            (None, Some(_)) => false,
+        };
+        let next = if take_stored {
+            stored.next()
+        } else {
+            kept.next()
+        };
+        let Some(row) = next else { break };
+        let (handler, delivery_id, event_id, first_seen) = row?;
+        let key = dedup_key(&handler, &delivery_id);
+        if dedup.get(&key).is_none() {
+            dedup.insert(key, EventRef::new(&event_id), first_seen);
+        }
+    }
+    Ok(dedup)
 }
 
 /// The number of pending events, to seed the back-pressure counter.
@@ -355,37 +412,33 @@ impl Inserted {
 #[cfg(test)]
 pub(crate) fn insert_event(
     conn: &Connection,
+    dedup: &mut Dedup,
     ev: &NewEvent,
     routes: Option<&Routes>,
     limits: &InsertLimits<'_>,
     now: i64,
 ) -> Result<Published, BusError> {
-    insert_event_placing(conn, ev, routes, limits, now, &|_| Placement::Pending)
-        .map(|i| i.published)
+    insert_event_placing(conn, dedup, ev, routes, limits, now, &|_| {
+        Placement::Pending
+    })
+    .map(|i| i.published)
 }
 
 /// [`insert_event`], with `place` choosing each routed agent's [`Placement`]. It is asked only
 /// for an event that is stored (not for a duplicate, nor when the queue is full).
 pub(crate) fn insert_event_placing(
     conn: &Connection,
+    dedup: &mut Dedup,
     ev: &NewEvent,
     routes: Option<&Routes>,
     limits: &InsertLimits<'_>,
     now: i64,
     place: &dyn Fn(&str) -> Placement,
 ) -> Result<Inserted, BusError> {
-    let seen: Option<(String, i64)> = conn
-        .prepare_cached(
-            "SELECT event_id, first_seen FROM dedup WHERE handler = ?1 AND delivery_id = ?2",
-        )?
-        .query_row(params![ev.handler, ev.delivery_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
-    if let Some((event_id, first_seen)) = seen
-        && first_seen >= now.saturating_sub(limits.dedup_window_ms)
-    {
-        return Ok(Inserted::duplicate(event_id));
+    dedup.expire(now.saturating_sub(limits.dedup_window_ms));
+    let key = dedup_key(&ev.handler, &ev.delivery_id);
+    if let Some(event_id) = dedup.get(&key) {
+        return Ok(Inserted::duplicate(event_id.to_string()));
     }
     if limits.pending.load(Ordering::Relaxed) >= limits.max_pending {
         return Err(BusError::Full {
@@ -420,10 +473,6 @@ pub(crate) fn insert_event_placing(
         state,
     ])?;
     insert_envelope(conn, ev)?;
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO dedup (handler, delivery_id, event_id, first_seen) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![ev.handler, ev.delivery_id, ev.id, now])?;
     let mut taken = Vec::new();
     let mut left_pending = false;
     for (agent, placement) in placed.into_iter().flatten() {
@@ -440,6 +489,9 @@ pub(crate) fn insert_event_placing(
         }
     }
     adjust(Some(limits.pending), None, state);
+    // Last, once every row is written: the writer takes the entries of a transaction that did not
+    // commit back out (see `Dedup::rollback`).
+    dedup.insert(key, EventRef::new(&ev.id), now);
     Ok(Inserted {
         published: Published::Accepted {
             event_id: ev.id.clone(),
@@ -808,7 +860,17 @@ pub(crate) fn replay(
     Ok(ids.len() as u64)
 }
 
+/// Deletes the events `where_clause` selects, with their envelopes and deliveries; their delivery
+/// ids move to the `dedup` table, so that a journal opened later still knows them until their
+/// window ends (pruning deletes them then).
 fn delete_events(conn: &Connection, where_clause: &str, cutoff: i64) -> Result<u64, BusError> {
+    conn.execute(
+        &format!(
+            "INSERT OR REPLACE INTO dedup (handler, delivery_id, event_id, first_seen)
+             SELECT handler, delivery_id, id, received_at FROM events WHERE {where_clause}"
+        ),
+        [cutoff],
+    )?;
     conn.execute(
         &format!(
             "DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE {where_clause})"

@@ -8,10 +8,44 @@ use crate::spec::{handler_route, log_routes as routes};
 
 const WINDOW_MS: i64 = 60_000;
 
-fn db() -> Connection {
-    let conn = Connection::open_in_memory().unwrap();
-    configure(&conn).unwrap();
-    conn
+/// A journal connection with the dedup index its writer would keep.
+struct Db {
+    conn: Connection,
+    dedup: std::cell::RefCell<Dedup>,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Db {
+    fn open(conn: Connection) -> Self {
+        configure(&conn).unwrap();
+        Self {
+            conn,
+            dedup: std::cell::RefCell::default(),
+        }
+    }
+
+    /// [`insert_event_placing`] with this journal's index.
+    fn place(
+        &self,
+        ev: &NewEvent,
+        routes: Option<&Routes>,
+        limits: &InsertLimits<'_>,
+        now: i64,
+        place: &dyn Fn(&str) -> Placement,
+    ) -> Result<Inserted, BusError> {
+        let mut dedup = self.dedup.borrow_mut();
+        insert_event_placing(&self.conn, &mut dedup, ev, routes, limits, now, place)
+    }
+}
+
+fn db() -> Db {
+    Db::open(Connection::open_in_memory().unwrap())
 }
 
 fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent {
@@ -41,13 +75,14 @@ fn limits(pending: &AtomicU64) -> InsertLimits<'_> {
 }
 
 fn insert(
-    conn: &Connection,
+    conn: &Db,
     pending: &AtomicU64,
     ev: &NewEvent,
     routes: Option<&Routes>,
     now: i64,
 ) -> Published {
-    insert_event(conn, ev, routes, &limits(pending), now).unwrap()
+    let mut dedup = conn.dedup.borrow_mut();
+    insert_event(conn, &mut dedup, ev, routes, &limits(pending), now).unwrap()
 }
 
 /// The agents of the deliveries a claim at `now` hands out, in its order.
@@ -135,8 +170,15 @@ fn full_is_checked_after_dedup() {
         dedup_window_ms: WINDOW_MS,
         retry_after: Duration::from_secs(3),
     };
-    let err =
-        insert_event(&conn, &event("e3", "github", "other", 0), None, &limits, 1).unwrap_err();
+    let err = conn
+        .place(
+            &event("e3", "github", "other", 0),
+            None,
+            &limits,
+            1,
+            &|_| Placement::Pending,
+        )
+        .unwrap_err();
     assert!(matches!(err, BusError::Full { retry_after } if retry_after == Duration::from_secs(3)));
 }
 
@@ -280,15 +322,15 @@ fn deliveries_taken_at_insert_are_in_flight_until_a_restart() {
     let pending = AtomicU64::new(0);
     let limits = limits(&pending);
     let r = routes(&["a", "b"]);
-    let inserted = insert_event_placing(
-        &conn,
-        &event("e1", "github", "d1", 0),
-        Some(&r),
-        &limits,
-        0,
-        &Placement::taking(|agent| agent == "a"),
-    )
-    .unwrap();
+    let inserted = conn
+        .place(
+            &event("e1", "github", "d1", 0),
+            Some(&r),
+            &limits,
+            0,
+            &Placement::taking(|agent| agent == "a"),
+        )
+        .unwrap();
     assert_eq!(inserted.taken, ["a"]);
     assert!(inserted.left_pending);
     assert_eq!(pending.load(Ordering::Relaxed), 1);
@@ -306,15 +348,15 @@ fn deliveries_taken_at_insert_are_in_flight_until_a_restart() {
     assert_eq!(again, ["a", "b"]);
 
     // A duplicate takes nothing.
-    let dup = insert_event_placing(
-        &conn,
-        &event("e2", "github", "d1", 0),
-        Some(&r),
-        &limits,
-        1,
-        &Placement::taking(|_| true),
-    )
-    .unwrap();
+    let dup = conn
+        .place(
+            &event("e2", "github", "d1", 0),
+            Some(&r),
+            &limits,
+            1,
+            &Placement::taking(|_| true),
+        )
+        .unwrap();
     assert!(dup.taken.is_empty() && !dup.left_pending);
 }
 
@@ -336,15 +378,15 @@ fn deliveries_made_at_insert_are_recorded_delivered() {
         .collect::<Result<_, _>>()
         .unwrap()
     };
-    let one = insert_event_placing(
-        &conn,
-        &event("e1", "github", "d1", 0),
-        Some(&r),
-        &limits,
-        0,
-        &Placement::made_for("a"),
-    )
-    .unwrap();
+    let one = conn
+        .place(
+            &event("e1", "github", "d1", 0),
+            Some(&r),
+            &limits,
+            0,
+            &Placement::made_for("a"),
+        )
+        .unwrap();
     assert!(one.taken.is_empty() && one.left_pending);
     assert_eq!(state(&conn, "e1"), "pending");
     assert_eq!(pending.load(Ordering::Relaxed), 1);
@@ -357,15 +399,15 @@ fn deliveries_made_at_insert_are_recorded_delivered() {
     );
     assert_eq!(claimed_agents(&conn, 0), ["b"]);
 
-    let both = insert_event_placing(
-        &conn,
-        &event("e2", "github", "d2", 0),
-        Some(&r),
-        &limits,
-        0,
-        &|_| Placement::Delivered,
-    )
-    .unwrap();
+    let both = conn
+        .place(
+            &event("e2", "github", "d2", 0),
+            Some(&r),
+            &limits,
+            0,
+            &|_| Placement::Delivered,
+        )
+        .unwrap();
     assert!(both.taken.is_empty() && !both.left_pending);
     assert_eq!(state(&conn, "e2"), "delivered");
     assert_eq!(
@@ -516,7 +558,7 @@ fn event_with_payload(payload: &str) -> NewEvent {
 
 /// Stores `ev` routed to one agent, checks that show, list and claim return its JSON unchanged,
 /// and returns its row's codec and stored length.
-fn store_and_read_back(conn: &Connection, ev: &NewEvent) -> (i64, usize) {
+fn store_and_read_back(conn: &Db, ev: &NewEvent) -> (i64, usize) {
     insert(conn, &AtomicU64::new(0), ev, Some(&routes(&["a"])), 0);
     let shown = show(conn, &ev.id).unwrap().unwrap();
     assert_eq!(
@@ -559,8 +601,11 @@ fn unrouted_events_wait_for_routes() {
     assert_eq!(route_unrouted(&conn, &r, Some(&pending), 0).unwrap(), 0);
 }
 
+/// Pruning deletes delivered events past retention, and keeps dead and pending ones. A deleted
+/// event's delivery id moves to the `dedup` table, where a journal opened later finds it, until
+/// its window ends.
 #[test]
-fn prune_keeps_dead_pending_and_recent_dedup() {
+fn prune_keeps_dead_and_pending_events_and_the_ids_of_deleted_ones() {
     let conn = db();
     let pending = AtomicU64::new(0);
     let r = routes(&["a"]);
@@ -588,10 +633,22 @@ fn prune_keeps_dead_pending_and_recent_dedup() {
         finish(&conn, id, "a", &outcome, None, 9 * day).unwrap();
     }
     finish(&conn, "old-pending", "a", &Finish::Release, None, 9 * day).unwrap();
+    let kept = |conn: &Db| -> Vec<(String, i64)> {
+        conn.prepare("SELECT delivery_id, first_seen FROM dedup")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert!(
+        kept(&conn).is_empty(),
+        "stored events' ids stay in `events`"
+    );
     let n = prune(
         &conn,
         Duration::from_secs(7 * 86_400),
-        Duration::from_secs(86_400),
+        Duration::from_secs(10 * 86_400),
         10 * day,
     )
     .unwrap();
@@ -603,13 +660,23 @@ fn prune_keeps_dead_pending_and_recent_dedup() {
         .collect();
     assert_eq!(left.len(), 3);
     assert!(!left.contains(&"old-delivered".to_owned()));
-    let dedup: i64 = conn
-        .query_row("SELECT COUNT(*) FROM dedup", [], |r| r.get(0))
-        .unwrap();
     assert_eq!(
-        dedup, 4,
-        "first seen a day ago at most: still inside the window"
+        kept(&conn),
+        [("old-delivered".to_owned(), 0)],
+        "first seen when received, still inside the window"
     );
+    let loaded = load_dedup(&conn, 0).unwrap();
+    assert_eq!(loaded.len(), 4);
+    for id in ["old-delivered", "old-dead", "new-delivered"] {
+        assert_eq!(
+            loaded
+                .get(&dedup_key("github", id))
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some(id)
+        );
+    }
+
     prune(
         &conn,
         Duration::from_secs(7 * 86_400),
@@ -617,10 +684,59 @@ fn prune_keeps_dead_pending_and_recent_dedup() {
         10 * day,
     )
     .unwrap();
-    let dedup: i64 = conn
-        .query_row("SELECT COUNT(*) FROM dedup", [], |r| r.get(0))
+    assert!(kept(&conn).is_empty());
+    assert_eq!(
+        load_dedup(&conn, 10 * day - 3_600_000).unwrap().len(),
+        0,
+        "every id is past the window"
+    );
+}
+
+/// The index a journal opens with holds the ids of stored and of deleted events, each once, in
+/// the order they were first seen, so that expiry ends exactly those past the window.
+#[test]
+fn the_dedup_index_is_loaded_oldest_first_from_both_tables() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    for (id, received) in [("s1", 10), ("s2", 30), ("s3", 50)] {
+        insert(
+            &conn,
+            &pending,
+            &event(id, "github", id, received),
+            None,
+            received,
+        );
+    }
+    // Ids of deleted events, one of them also still stored (as version 3 wrote every id).
+    for (id, seen) in [("k1", 20), ("k2", 40), ("s3", 50)] {
+        conn.execute(
+            "INSERT INTO dedup (handler, delivery_id, event_id, first_seen) VALUES ('github', ?1, ?1, ?2)",
+            params![id, seen],
+        )
         .unwrap();
-    assert_eq!(dedup, 0);
+    }
+    let mut loaded = load_dedup(&conn, 0).unwrap();
+    assert_eq!(loaded.len(), 5);
+    let held = |dedup: &Dedup| -> Vec<&str> {
+        ["s1", "k1", "s2", "k2", "s3"]
+            .into_iter()
+            .filter(|id| dedup.get(&dedup_key("github", id)).is_some())
+            .collect()
+    };
+    for (cutoff, left) in [
+        (11, vec!["k1", "s2", "k2", "s3"]),
+        (21, vec!["s2", "k2", "s3"]),
+        (41, vec!["s3"]),
+        (51, vec![]),
+    ] {
+        loaded.expire(cutoff);
+        assert_eq!(held(&loaded), left, "cutoff {cutoff}");
+    }
+    assert_eq!(
+        load_dedup(&conn, 40).unwrap().len(),
+        2,
+        "only ids first seen at the cutoff or later"
+    );
 }
 
 #[test]
@@ -636,7 +752,7 @@ fn a_journal_of_another_schema_version_is_refused() {
     let message = err
         .to_string()
         .replace(&path.display().to_string(), "[path]");
-    insta::assert_snapshot!(message, @"journal storage error: journal [path]: written with schema version 1, but this build reads version 3; move the file (and its -wal and -shm files) aside to start a new journal");
+    insta::assert_snapshot!(message, @"journal storage error: journal [path]: written with schema version 1, but this build reads version 4; move the file (and its -wal and -shm files) aside to start a new journal");
     let tables: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
@@ -670,10 +786,9 @@ fn a_version_2_journal_is_migrated_when_opened() {
         ev
     };
     {
-        // Version 3 taken back to version 2: the column dropped, the envelopes stored as that
-        // version wrote them.
-        let conn = Connection::open(&path).unwrap();
-        configure(&conn).unwrap();
+        // The current version taken back to version 2: the column dropped, the envelopes stored
+        // as that version wrote them.
+        let conn = Db::open(Connection::open(&path).unwrap());
         let pending = AtomicU64::new(0);
         insert(&conn, &pending, &small, None, 0);
         insert(&conn, &pending, &large, None, 0);
@@ -685,8 +800,7 @@ fn a_version_2_journal_is_migrated_when_opened() {
         conn.execute_batch("ALTER TABLE envelopes DROP COLUMN codec; PRAGMA user_version = 2;")
             .unwrap();
     }
-    let conn = Connection::open(&path).unwrap();
-    configure(&conn).unwrap();
+    let conn = Db::open(Connection::open(&path).unwrap());
     assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
@@ -696,13 +810,50 @@ fn a_version_2_journal_is_migrated_when_opened() {
         let shown = show(&conn, &ev.id).unwrap().unwrap();
         assert_eq!(serde_json::to_string(&shown.envelope).unwrap(), *ev.json);
     }
-    // New events are written the version 3 way beside the old ones.
+    // New events are written the current way beside the old ones.
     let third = event("e3", "github", "d3", 0);
     insert(&conn, &AtomicU64::new(0), &third, None, 0);
     assert!(show(&conn, "e3").unwrap().is_some());
-    // Opening it again finds version 3 and changes nothing.
+    // Opening it again finds the current version and changes nothing.
     drop(conn);
     let again = Connection::open(&path).unwrap();
     configure(&again).unwrap();
     assert_eq!(list(&again, &ListFilter::default(), 0).unwrap().len(), 3);
+}
+
+/// A version 3 journal wrote every delivery id to `dedup`, beside its event: opened, it is marked
+/// with the current version (which an older build refuses), and each id is loaded once.
+#[test]
+fn a_version_3_journal_is_migrated_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.sqlite");
+    {
+        let conn = Db::open(Connection::open(&path).unwrap());
+        insert(
+            &conn,
+            &AtomicU64::new(0),
+            &event("e1", "github", "d1", 5),
+            None,
+            5,
+        );
+        conn.execute_batch(
+            "INSERT INTO dedup (handler, delivery_id, event_id, first_seen)
+                 VALUES ('github', 'd1', 'e1', 5), ('github', 'd0', 'e0', 4);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let conn = Db::open(Connection::open(&path).unwrap());
+    assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+    let loaded = load_dedup(&conn, 0).unwrap();
+    assert_eq!(loaded.len(), 2);
+    for (delivery, id) in [("d0", "e0"), ("d1", "e1")] {
+        assert_eq!(
+            loaded
+                .get(&dedup_key("github", delivery))
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some(id)
+        );
+    }
 }

@@ -1,7 +1,9 @@
-//! The memory backend's dedup index: the delivery ids seen within the dedup window.
+//! The dedup index of the memory and SQLite backends: the delivery ids seen within the dedup
+//! window.
 //!
-//! It holds an entry per delivery id for the whole window, which makes it the memory backend's
-//! largest structure under load, so it is laid out densely and grows in small steps: entries sit
+//! It holds an entry per delivery id for the whole window, which makes it the largest structure
+//! either backend keeps in memory under load, so it is laid out densely and grows in small steps
+//! (50 to 60 bytes per delivery id in all, with the table's free slots): entries sit
 //! in recording order in fixed-size chunks (40 bytes each), and a hash table maps each key to its
 //! entry's sequence number (8 bytes a slot). A `HashMap` from key to entry would leave a third of
 //! its 48-byte slots empty on average, double all at once (holding old and new tables together,
@@ -19,9 +21,9 @@ const CHUNK: usize = 4096;
 /// The first 128 bits of SHA-256 over the handler and delivery id (length-prefixed, so that no
 /// two pairs share an input): a collision is as unlikely as a UUID clash, and 16 bytes stand for
 /// strings of up to 256 bytes each.
-pub(super) type DedupKey = [u8; 16];
+pub(crate) type DedupKey = [u8; 16];
 
-pub(super) fn dedup_key(handler: &str, delivery_id: &str) -> DedupKey {
+pub(crate) fn dedup_key(handler: &str, delivery_id: &str) -> DedupKey {
     let mut hasher = Sha256::new();
     hasher.update((handler.len() as u64).to_le_bytes());
     hasher.update(handler.as_bytes());
@@ -35,13 +37,13 @@ pub(super) fn dedup_key(handler: &str, delivery_id: &str) -> DedupKey {
 /// An event id as a dedup entry keeps it: 16 bytes for the UUIDs publish assigns, the text for
 /// any other (so that it reads back exactly as it was).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum EventRef {
+pub(crate) enum EventRef {
     Uuid([u8; 16]),
     Text(Box<str>),
 }
 
 impl EventRef {
-    pub(super) fn new(id: &str) -> Self {
+    pub(crate) fn new(id: &str) -> Self {
         let mut canonical = uuid::Uuid::encode_buffer();
         match uuid::Uuid::try_parse(id) {
             // Only the canonical spelling, so that `to_string` gives back `id` itself.
@@ -73,7 +75,7 @@ struct Entry {
 
 /// Delivery ids seen, with the event each one was stored as and when it was first seen.
 #[derive(Debug, Default)]
-pub(super) struct Dedup {
+pub(crate) struct Dedup {
     /// Entries in recording order, oldest first, in chunks of [`CHUNK`].
     log: VecDeque<Vec<Entry>>,
     /// The sequence number of the first chunk's first entry.
@@ -97,7 +99,7 @@ fn entry(log: &VecDeque<Vec<Entry>>, base: u64, seq: u64) -> &Entry {
 
 impl Dedup {
     /// The event stored under `key`, unless [`Dedup::expire`] ended it.
-    pub(super) fn get(&self, key: &DedupKey) -> Option<EventRef> {
+    pub(crate) fn get(&self, key: &DedupKey) -> Option<EventRef> {
         let hash = self.hasher.hash_one(key);
         let seq = *self
             .index
@@ -109,7 +111,7 @@ impl Dedup {
     }
 
     /// Records `key`, which [`Dedup::get`] does not hold, as first seen at `now`.
-    pub(super) fn insert(&mut self, key: DedupKey, id: EventRef, now: i64) {
+    pub(crate) fn insert(&mut self, key: DedupKey, id: EventRef, now: i64) {
         let seq = self.next;
         self.next += 1;
         let id = match id {
@@ -141,7 +143,7 @@ impl Dedup {
     }
 
     /// Ends the entries first seen before `cutoff`.
-    pub(super) fn expire(&mut self, cutoff: i64) {
+    pub(crate) fn expire(&mut self, cutoff: i64) {
         while let Some(chunk) = self.log.front() {
             let Some(oldest) = chunk.get(self.front) else {
                 // Used up: dropped once full, since only the last chunk still takes entries.
@@ -167,9 +169,38 @@ impl Dedup {
     }
 
     /// Entries held.
-    #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.index.len()
+    }
+
+    /// Where the entries recorded from now on start, for [`Dedup::rollback`].
+    pub(crate) fn mark(&self) -> u64 {
+        self.next
+    }
+
+    /// Ends the entries recorded since `mark`, newest first: the SQLite backend's entries of a
+    /// transaction that did not commit. Expiry never reaches them (they are newer than any cutoff
+    /// applied meanwhile), so this only takes entries off the end of the log.
+    pub(crate) fn rollback(&mut self, mark: u64) {
+        while self.next > mark.max(self.base + self.front as u64) {
+            let seq = self.next - 1;
+            let Some(chunk) = self.log.back_mut() else {
+                break;
+            };
+            let Some(last) = chunk.pop() else {
+                self.log.pop_back();
+                continue;
+            };
+            let hash = self.hasher.hash_one(last.key);
+            if let Ok(found) = self.index.find_entry(hash, |&s| s == seq) {
+                found.remove();
+            }
+            self.texts.remove(&seq);
+            self.next = seq;
+            if chunk.is_empty() {
+                self.log.pop_back();
+            }
+        }
     }
 }
 
@@ -228,6 +259,54 @@ mod tests {
         );
         dedup.expire(i64::try_from(total).unwrap() + 1);
         assert_eq!(dedup.len(), 0);
+    }
+
+    /// A transaction that did not commit takes its entries back out, across chunk boundaries,
+    /// and leaves older ones (expired or not) as they were.
+    #[test]
+    fn rollback_ends_exactly_the_entries_since_the_mark() {
+        let mut dedup = Dedup::default();
+        let kept = CHUNK + 10;
+        for n in 0..kept {
+            dedup.insert(key(n), EventRef::new(&id_of(n)), i64::try_from(n).unwrap());
+        }
+        dedup.expire(5);
+        let mark = dedup.mark();
+        let total = 2 * CHUNK + 3;
+        for n in kept..total {
+            dedup.insert(key(n), EventRef::new(&id_of(n)), i64::try_from(n).unwrap());
+        }
+        dedup.rollback(mark);
+        assert_eq!(dedup.len(), kept - 5);
+        assert_eq!(dedup.mark(), mark);
+        assert!((kept..total).all(|n| dedup.get(&key(n)).is_none()));
+        assert!((5..kept).all(|n| dedup.get(&key(n)).map(|id| id.to_string()) == Some(id_of(n))));
+        assert!(dedup.texts.keys().all(|&seq| seq < mark));
+
+        // Recording goes on where the rolled-back entries were.
+        dedup.insert(
+            key(total),
+            EventRef::new("next"),
+            i64::try_from(total).unwrap(),
+        );
+        assert_eq!(
+            dedup.get(&key(total)).map(|id| id.to_string()).as_deref(),
+            Some("next")
+        );
+        dedup.expire(i64::try_from(kept).unwrap());
+        assert_eq!(dedup.len(), 1, "only the entry recorded after the rollback");
+
+        // Everything rolled back, down to an empty log.
+        let mut empty = Dedup::default();
+        let mark = empty.mark();
+        empty.insert(key(0), EventRef::new("e0"), 0);
+        empty.rollback(mark);
+        assert_eq!((empty.len(), empty.log.len()), (0, 0));
+        empty.insert(key(1), EventRef::new("e1"), 1);
+        assert_eq!(
+            empty.get(&key(1)).map(|id| id.to_string()).as_deref(),
+            Some("e1")
+        );
     }
 
     /// Ids that are not canonical UUIDs come back as they were, and leave with their entry.
