@@ -456,3 +456,54 @@ async fn the_default_route_logs_each_event_and_records_the_delivery() {
     assert_eq!(deliveries[0]["status"], "delivered", "{entry}");
     assert_eq!(deliveries[0]["attempts"], 1, "{entry}");
 }
+
+/// The journal's dedup index lives in the daemon's memory, so a second daemon pointed at the same
+/// journal must not start: it waits a few seconds for the lock, then exits with an error naming
+/// the lock file, while the first one goes on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_the_same_journal_is_refused() {
+    let daemon = Daemon::start(&format!(
+        r#"webhooks:
+  host: 127.0.0.1
+  port: 0
+  rate_limit:
+    enabled: false
+  queue:
+    backend: sqlite
+    path: "{{dir}}/journal.db"
+  handlers:
+    github:
+      secret: "{GITHUB_SECRET}"
+"#
+    ));
+    let mut second = std::process::Command::new(crate::harness::binary())
+        .args(["serve", "--config"])
+        .arg(&daemon.config)
+        .env_remove("CLAWLET_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting a second daemon");
+    // A bound, not an expectation: the lock is waited for 5 s.
+    let exited = wait_until(Duration::from_secs(30), || {
+        matches!(second.try_wait(), Ok(Some(_)))
+    })
+    .await;
+    if !exited {
+        let _ = second.kill();
+    }
+    let output = second
+        .wait_with_output()
+        .expect("the second daemon's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(exited, "the second daemon kept running:\n{stderr}");
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("journal.db.lock") && stderr.contains("only one daemon may use a journal"),
+        "{stderr}"
+    );
+
+    let first = tokio::task::block_in_place(|| post_github(&daemon, GITHUB_SECRET));
+    assert!(first.starts_with("200"), "{first}");
+}

@@ -98,6 +98,14 @@ pub(crate) fn configure(conn: &Connection) -> Result<(), BusError> {
     // Before any pragma that writes to the file: an old journal is left exactly as it was.
     let create = check_schema(conn)?;
     if durable {
+        if create {
+            // 8 KiB pages for a new journal (before WAL mode, which fixes the page size): a
+            // compressed push envelope (about 2.6 KB) took a 4 KiB page of its own, and three
+            // share an 8 KiB one. Per event that is a third less file (2.8 KB instead of 4.2 KB)
+            // and half the `pwrite` calls (2.3 instead of 4.4). Written into an existing journal,
+            // this changes nothing.
+            conn.pragma_update(None, "page_size", 8192)?;
+        }
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {

@@ -857,3 +857,41 @@ fn a_version_3_journal_is_migrated_when_opened() {
         );
     }
 }
+
+/// A new journal file gets 8 KiB pages, which three compressed push envelopes share; one made
+/// before keeps the size it was made with.
+#[test]
+fn a_new_journal_file_has_8_kib_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let page_size = |conn: &Connection| -> i64 {
+        conn.pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap()
+    };
+    let new = Db::open(Connection::open(dir.path().join("new.sqlite")).unwrap());
+    insert(
+        &new,
+        &AtomicU64::new(0),
+        &event("e1", "github", "d1", 0),
+        None,
+        0,
+    );
+    assert_eq!(page_size(&new), 8192);
+
+    let path = dir.path().join("old.sqlite");
+    {
+        let old = Db::open(Connection::open(&path).unwrap());
+        old.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA page_size = 4096; VACUUM;")
+            .unwrap();
+        assert_eq!(page_size(&old), 4096);
+    }
+    let reopened = Db::open(Connection::open(&path).unwrap());
+    assert_eq!(page_size(&reopened), 4096);
+    insert(
+        &reopened,
+        &AtomicU64::new(0),
+        &event("e2", "github", "d2", 0),
+        None,
+        0,
+    );
+    assert!(show(&reopened, "e2").unwrap().is_some());
+}
