@@ -466,6 +466,30 @@ pub(crate) fn insert_event_placing(
         Some(p) if p.iter().all(|(_, at)| *at == Placement::Delivered) => "delivered",
         _ => "pending",
     };
+    let (taken, left_pending) =
+        write_event(conn, ev, placed, state, now).inspect_err(|_| unwrite_event(conn, &ev.id))?;
+    adjust(Some(limits.pending), None, state);
+    // Last, once every row is written: the writer takes the entries of a transaction that did not
+    // commit back out (see `Dedup::rollback`).
+    dedup.insert(key, EventRef::new(&ev.id), now);
+    Ok(Inserted {
+        published: Published::Accepted {
+            event_id: ev.id.clone(),
+        },
+        taken,
+        left_pending,
+    })
+}
+
+/// The rows of a new event: the event, its envelope, a delivery per routed agent. Returns the
+/// agents whose delivery was written in flight, and whether one was left pending.
+fn write_event(
+    conn: &Connection,
+    ev: &NewEvent,
+    placed: Option<Vec<(String, Placement)>>,
+    state: &str,
+    now: i64,
+) -> Result<(Vec<String>, bool), BusError> {
     conn.prepare_cached(
         "INSERT INTO events (id, handler, source, type, delivery_id, received_at, routed, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -496,17 +520,29 @@ pub(crate) fn insert_event_placing(
             Placement::Delivered => {}
         }
     }
-    adjust(Some(limits.pending), None, state);
-    // Last, once every row is written: the writer takes the entries of a transaction that did not
-    // commit back out (see `Dedup::rollback`).
-    dedup.insert(key, EventRef::new(&ev.id), now);
-    Ok(Inserted {
-        published: Published::Accepted {
-            event_id: ev.id.clone(),
-        },
-        taken,
-        left_pending,
-    })
+    Ok((taken, left_pending))
+}
+
+/// Deletes what [`write_event`] wrote before it failed. A statement that fails (on a full disk,
+/// say) ends only itself: the rows written before it would otherwise commit with the batch, an
+/// event without its envelope or deliveries. A savepoint around every event would do the same on
+/// the error path, but costs on every event (SQLite keeps a copy of each page it changes within
+/// a savepoint): about a tenth of the journal's throughput.
+fn unwrite_event(conn: &Connection, id: &str) {
+    let undone = conn
+        .execute("DELETE FROM deliveries WHERE event_id = ?1", [id])
+        .and_then(|_| {
+            conn.execute(
+                "DELETE FROM envelopes WHERE seq IN (SELECT seq FROM events WHERE id = ?1)",
+                [id],
+            )
+        })
+        .and_then(|_| conn.execute("DELETE FROM events WHERE id = ?1", [id]));
+    if let Err(e) = undone {
+        // The batch's commit, on the same full disk, most likely fails as well and takes the
+        // rows with it; the sender is answered with an error either way.
+        tracing::error!(event_id = id, error = %e, "could not remove a partly stored event");
+    }
 }
 
 /// Envelopes at least this long are written into the row in place rather than bound, and stored
@@ -868,16 +904,22 @@ pub(crate) fn replay(
     Ok(ids.len() as u64)
 }
 
-/// Deletes the events `where_clause` selects, with their envelopes and deliveries; their delivery
-/// ids move to the `dedup` table, so that a journal opened later still knows them until their
-/// window ends (pruning deletes them then).
-fn delete_events(conn: &Connection, where_clause: &str, cutoff: i64) -> Result<u64, BusError> {
+/// Deletes the events `where_clause` selects, with their envelopes and deliveries. The delivery
+/// ids of those received at `seen_since` or later move to the `dedup` table, so that a journal
+/// opened later still knows them until their window ends (pruning deletes them then).
+fn delete_events(
+    conn: &Connection,
+    where_clause: &str,
+    cutoff: i64,
+    seen_since: i64,
+) -> Result<u64, BusError> {
     conn.execute(
         &format!(
             "INSERT OR REPLACE INTO dedup (handler, delivery_id, event_id, first_seen)
-             SELECT handler, delivery_id, id, received_at FROM events WHERE {where_clause}"
+             SELECT handler, delivery_id, id, received_at FROM events
+             WHERE ({where_clause}) AND received_at >= ?2"
         ),
-        [cutoff],
+        [cutoff, seen_since],
     )?;
     conn.execute(
         &format!(
@@ -901,10 +943,13 @@ fn delete_events(conn: &Connection, where_clause: &str, cutoff: i64) -> Result<u
 /// Deletes delivered and dead events received more than `age` ago; pending ones are kept, and
 /// dedup entries stay until their window ends.
 pub(crate) fn purge(conn: &Connection, age: Duration, now: i64) -> Result<u64, BusError> {
+    // The CLI does not know the daemon's dedup window: every id is kept, and the daemon's next
+    // pruning drops those past it.
     delete_events(
         conn,
         "state != 'pending' AND received_at < ?1",
         now.saturating_sub(dur_ms(age)),
+        i64::MIN,
     )
 }
 
@@ -919,6 +964,7 @@ pub(crate) fn prune(
         conn,
         "state = 'delivered' AND received_at < ?1",
         now.saturating_sub(dur_ms(retention)),
+        now.saturating_sub(dur_ms(dedup_window)),
     )?;
     conn.execute(
         "DELETE FROM dedup WHERE first_seen < ?1",

@@ -895,3 +895,43 @@ fn a_new_journal_file_has_8_kib_pages() {
     );
     assert!(show(&reopened, "e2").unwrap().is_some());
 }
+
+/// A statement that fails halfway through an event (here the envelope's, as on a full disk) takes
+/// the event's other rows back with it, and its delivery id is not recorded: the sender's retry
+/// is stored, not answered as a duplicate of an event that is not there.
+#[test]
+fn an_event_is_stored_whole_or_not_at_all() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    conn.execute_batch(
+        "BEGIN;
+         CREATE TRIGGER full BEFORE INSERT ON envelopes BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
+    let err = conn
+        .place(
+            &event("e1", "github", "d1", 0),
+            Some(&routes(&["a"])),
+            &limits(&pending),
+            0,
+            &|_| Placement::Pending,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!((count("events"), count("deliveries")), (0, 0));
+    assert_eq!(pending.load(Ordering::Relaxed), 0);
+    // The batch's transaction goes on for the others.
+    conn.execute_batch("DROP TRIGGER full;").unwrap();
+    assert_eq!(
+        insert(&conn, &pending, &event("e2", "github", "d1", 0), None, 1),
+        Published::Accepted {
+            event_id: "e2".into()
+        }
+    );
+    conn.execute_batch("COMMIT;").unwrap();
+    assert_eq!(count("events"), 1);
+}
