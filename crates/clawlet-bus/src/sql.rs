@@ -466,8 +466,7 @@ pub(crate) fn insert_event_placing(
         Some(p) if p.iter().all(|(_, at)| *at == Placement::Delivered) => "delivered",
         _ => "pending",
     };
-    let (taken, left_pending) =
-        write_event(conn, ev, placed, state, now).inspect_err(|_| unwrite_event(conn, &ev.id))?;
+    let (taken, left_pending) = write_event(conn, ev, placed, state, now)?;
     adjust(Some(limits.pending), None, state);
     // Last, once every row is written: the writer takes the entries of a transaction that did not
     // commit back out (see `Dedup::rollback`).
@@ -504,40 +503,40 @@ fn write_event(
         placed.is_some(),
         state,
     ])?;
-    insert_envelope(conn, ev)?;
-    let mut taken = Vec::new();
-    let mut left_pending = false;
-    for (agent, placement) in placed.into_iter().flatten() {
-        let (status, attempts) = match placement {
-            Placement::Pending => ("pending", 0),
-            Placement::InFlight => (INFLIGHT, 0),
-            Placement::Delivered => ("delivered", 1),
-        };
-        insert_delivery(conn, &ev.id, &agent, status, attempts, now)?;
-        match placement {
-            Placement::Pending => left_pending = true,
-            Placement::InFlight => taken.push(agent),
-            Placement::Delivered => {}
+    let seq = conn.last_insert_rowid();
+    let rest = || -> Result<(Vec<String>, bool), BusError> {
+        insert_envelope(conn, ev)?;
+        let mut taken = Vec::new();
+        let mut left_pending = false;
+        for (agent, placement) in placed.into_iter().flatten() {
+            let (status, attempts) = match placement {
+                Placement::Pending => ("pending", 0),
+                Placement::InFlight => (INFLIGHT, 0),
+                Placement::Delivered => ("delivered", 1),
+            };
+            insert_delivery(conn, &ev.id, &agent, status, attempts, now)?;
+            match placement {
+                Placement::Pending => left_pending = true,
+                Placement::InFlight => taken.push(agent),
+                Placement::Delivered => {}
+            }
         }
-    }
-    Ok((taken, left_pending))
+        Ok((taken, left_pending))
+    };
+    rest().inspect_err(|_| unwrite_event(conn, seq, &ev.id))
 }
 
-/// Deletes what [`write_event`] wrote before it failed. A statement that fails (on a full disk,
+/// Deletes what [`write_event`] wrote after the event's row (`seq`, `id`) before it failed (when
+/// that row itself is refused, nothing was written). A statement that fails (on a full disk,
 /// say) ends only itself: the rows written before it would otherwise commit with the batch, an
 /// event without its envelope or deliveries. A savepoint around every event would do the same on
 /// the error path, but costs on every event (SQLite keeps a copy of each page it changes within
 /// a savepoint): about a tenth of the journal's throughput.
-fn unwrite_event(conn: &Connection, id: &str) {
+fn unwrite_event(conn: &Connection, seq: i64, id: &str) {
     let undone = conn
         .execute("DELETE FROM deliveries WHERE event_id = ?1", [id])
-        .and_then(|_| {
-            conn.execute(
-                "DELETE FROM envelopes WHERE seq IN (SELECT seq FROM events WHERE id = ?1)",
-                [id],
-            )
-        })
-        .and_then(|_| conn.execute("DELETE FROM events WHERE id = ?1", [id]));
+        .and_then(|_| conn.execute("DELETE FROM envelopes WHERE seq = ?1", [seq]))
+        .and_then(|_| conn.execute("DELETE FROM events WHERE seq = ?1", [seq]));
     if let Err(e) = undone {
         // The batch's commit, on the same full disk, most likely fails as well and takes the
         // rows with it; the sender is answered with an error either way.

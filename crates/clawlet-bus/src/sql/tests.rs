@@ -935,3 +935,31 @@ fn an_event_is_stored_whole_or_not_at_all() {
     conn.execute_batch("COMMIT;").unwrap();
     assert_eq!(count("events"), 1);
 }
+
+/// An event whose id is already stored is refused, and the stored one keeps its rows.
+#[test]
+fn an_event_refused_for_its_id_leaves_the_stored_one_alone() {
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    let r = routes(&["a"]);
+    insert(
+        &conn,
+        &pending,
+        &event("e1", "github", "d1", 0),
+        Some(&r),
+        0,
+    );
+    let err = conn
+        .place(
+            &event("e1", "github", "d2", 0),
+            Some(&r),
+            &limits(&pending),
+            0,
+            &|_| Placement::Pending,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("UNIQUE"), "{err}");
+    let shown = show(&conn, "e1").unwrap().expect("e1 is still stored");
+    assert_eq!(shown.envelope.delivery_id, "d1");
+    assert_eq!(shown.deliveries.len(), 1);
+}
