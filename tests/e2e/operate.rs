@@ -404,12 +404,9 @@ async fn config_check_prints_the_effective_config_redacted_or_every_error() {
     assert!(text.contains("webhooks.handlers.github.secret"), "{text}");
 }
 
-/// With no routes, every event goes to the built-in log agent. Publish writes its line before the
-/// commit, so it is in the log once the delivery is answered, spelled like every other line
-/// (`agent=log`, the event id, the summary), and the journal shows that delivery made.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_default_route_logs_each_event_and_records_the_delivery() {
-    let daemon = Daemon::start(&format!(
+/// A daemon with a GitHub handler, an SQLite journal in its state directory, and no routes.
+fn github_on_a_journal() -> String {
+    format!(
         r#"webhooks:
   host: 127.0.0.1
   port: 0
@@ -422,7 +419,15 @@ async fn the_default_route_logs_each_event_and_records_the_delivery() {
     github:
       secret: "{GITHUB_SECRET}"
 "#
-    ));
+    )
+}
+
+/// With no routes, every event goes to the built-in log agent. Publish writes its line before the
+/// commit, so it is in the log once the delivery is answered, spelled like every other line
+/// (`agent=log`, the event id, the summary), and the journal shows that delivery made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_route_logs_each_event_and_records_the_delivery() {
+    let daemon = Daemon::start(&github_on_a_journal());
     let answer = tokio::task::block_in_place(|| post_github(&daemon, GITHUB_SECRET));
     let body: serde_json::Value = answer
         .lines()
@@ -462,20 +467,7 @@ async fn the_default_route_logs_each_event_and_records_the_delivery() {
 /// the lock file, while the first one goes on answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_daemon_on_the_same_journal_is_refused() {
-    let daemon = Daemon::start(&format!(
-        r#"webhooks:
-  host: 127.0.0.1
-  port: 0
-  rate_limit:
-    enabled: false
-  queue:
-    backend: sqlite
-    path: "{{dir}}/journal.db"
-  handlers:
-    github:
-      secret: "{GITHUB_SECRET}"
-"#
-    ));
+    let daemon = Daemon::start(&github_on_a_journal());
     let mut second = std::process::Command::new(crate::harness::binary())
         .args(["serve", "--config"])
         .arg(&daemon.config)
