@@ -28,12 +28,25 @@ impl Journal {
 
     /// Events matching `filter`, newest first.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<StoredEvent>, BusError> {
-        sql::list(&self.conn, filter, sql::now_ms())
+        self.read(|conn| sql::list(conn, filter, sql::now_ms()))
     }
 
     /// One event by id.
     pub fn show(&self, id: &str) -> Result<Option<StoredEvent>, BusError> {
-        sql::show(&self.conn, id)
+        self.read(|conn| sql::show(conn, id))
+    }
+
+    /// Runs `f` in one read transaction. An event and its deliveries are read by separate
+    /// statements; outside a transaction each would see the journal as of its own start, so a
+    /// delivery the daemon finished in between could show as dead beside an event still pending.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, BusError>) -> Result<T, BusError> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Deferred,
+        )?;
+        let result = f(&tx)?;
+        tx.commit()?;
+        Ok(result)
     }
 
     /// Sets the selected deliveries pending again, attempts reset; returns the events requeued.
@@ -58,5 +71,40 @@ impl Journal {
         let result = f(&tx)?;
         tx.commit()?;
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything read within `read` comes from one snapshot, whatever another process commits
+    /// meanwhile.
+    #[test]
+    fn reads_see_one_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.sqlite");
+        let writer = Connection::open(&path).unwrap();
+        sql::configure(&writer).unwrap();
+        let journal = Journal::open(&path).unwrap();
+        let count = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT COUNT(*) FROM dedup", [], |r| r.get(0))
+                .unwrap()
+        };
+        let (before, after) = journal
+            .read(|conn| {
+                let before = count(conn);
+                writer
+                    .execute(
+                        "INSERT INTO dedup (handler, delivery_id, event_id, first_seen)
+                         VALUES ('github', 'd1', 'e1', 0)",
+                        [],
+                    )
+                    .unwrap();
+                Ok((before, count(conn)))
+            })
+            .unwrap();
+        assert_eq!((before, after), (0, 0));
+        assert_eq!(journal.read(|conn| Ok(count(conn))).unwrap(), 1);
     }
 }
