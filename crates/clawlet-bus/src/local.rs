@@ -52,7 +52,7 @@ pub(crate) struct Tx<'a> {
 /// Takes the journal's lock file (`<journal>.lock`), held until the writer ends, waiting up to
 /// `wait` for another holder. Only one daemon may write a journal: the delivery ids it dedups
 /// against live in its memory, so a second writer would store duplicates the first one refuses.
-/// Readers (the CLI) take no lock.
+/// The CLI takes no lock: it never stores an event, and purging keeps the ids it deletes.
 fn lock_journal(path: &Path, wait: Duration) -> Result<std::fs::File, BusError> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
