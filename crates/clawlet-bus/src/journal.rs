@@ -40,13 +40,7 @@ impl Journal {
     /// statements; outside a transaction each would see the journal as of its own start, so a
     /// delivery the daemon finished in between could show as dead beside an event still pending.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, BusError>) -> Result<T, BusError> {
-        let tx = rusqlite::Transaction::new_unchecked(
-            &self.conn,
-            rusqlite::TransactionBehavior::Deferred,
-        )?;
-        let result = f(&tx)?;
-        tx.commit()?;
-        Ok(result)
+        self.transaction(rusqlite::TransactionBehavior::Deferred, f)
     }
 
     /// Sets the selected deliveries pending again, attempts reset; returns the events requeued.
@@ -64,10 +58,15 @@ impl Journal {
     /// lock fails at once (`SQLITE_BUSY`) when the daemon committed in between, while `BEGIN
     /// IMMEDIATE` waits for the lock through the busy timeout.
     fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T, BusError>) -> Result<T, BusError> {
-        let tx = rusqlite::Transaction::new_unchecked(
-            &self.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )?;
+        self.transaction(rusqlite::TransactionBehavior::Immediate, f)
+    }
+
+    fn transaction<T>(
+        &self,
+        behavior: rusqlite::TransactionBehavior,
+        f: impl FnOnce(&Connection) -> Result<T, BusError>,
+    ) -> Result<T, BusError> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, behavior)?;
         let result = f(&tx)?;
         tx.commit()?;
         Ok(result)
