@@ -8,7 +8,7 @@ use std::time::Duration;
 use clawlet_events::Envelope;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::dedup::{Dedup, EventRef, dedup_key};
+use crate::dedup::{Dedup, DedupKey, EventRef, dedup_key};
 use crate::spec::Routes;
 use crate::{
     BusError, DeliveryRecord, DeliveryStatus, ListFilter, Published, ReplaySelector, StoredEvent,
@@ -324,6 +324,8 @@ pub(crate) struct NewEvent {
     pub(crate) json: Arc<String>,
     /// The JSON compressed, when that is how it is stored (see [`Codec::pack`]).
     pub(crate) packed: Option<Vec<u8>>,
+    /// The handler and delivery id as the dedup index keys them (a SHA-256 digest).
+    pub(crate) dedup_key: DedupKey,
 }
 
 impl NewEvent {
@@ -345,6 +347,8 @@ impl NewEvent {
             } else {
                 None
             },
+            // Hashed here too, like the compression: the writer thread only looks it up.
+            dedup_key: dedup_key(&envelope.handler, &envelope.delivery_id),
         }
     }
 }
@@ -444,8 +448,7 @@ pub(crate) fn insert_event_placing(
     place: &dyn Fn(&str) -> Placement,
 ) -> Result<Inserted, BusError> {
     dedup.expire(now.saturating_sub(limits.dedup_window_ms));
-    let key = dedup_key(&ev.handler, &ev.delivery_id);
-    if let Some(event_id) = dedup.get(&key) {
+    if let Some(event_id) = dedup.get(&ev.dedup_key) {
         return Ok(Inserted::duplicate(event_id.to_string()));
     }
     if limits.pending.load(Ordering::Relaxed) >= limits.max_pending {
@@ -470,7 +473,7 @@ pub(crate) fn insert_event_placing(
     adjust(Some(limits.pending), None, state);
     // Last, once every row is written: the writer takes the entries of a transaction that did not
     // commit back out (see `Dedup::rollback`).
-    dedup.insert(key, EventRef::new(&ev.id), now);
+    dedup.insert(ev.dedup_key, EventRef::new(&ev.id), now);
     Ok(Inserted {
         published: Published::Accepted {
             event_id: ev.id.clone(),

@@ -61,6 +61,7 @@ fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent 
         received_at,
         packed: Codec::pack(&json),
         json: json.into(),
+        dedup_key: dedup_key(handler, delivery),
     }
 }
 
@@ -783,6 +784,7 @@ fn a_version_2_journal_is_migrated_when_opened() {
         let mut ev = event_with_payload(&format!(r#"{{"pad":"{pad}"}}"#));
         ev.id = "e2".to_owned();
         ev.delivery_id = "d2".to_owned();
+        ev.dedup_key = dedup_key("github", "d2");
         ev
     };
     {
