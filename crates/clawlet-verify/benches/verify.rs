@@ -16,7 +16,7 @@ use sha2::Sha256;
 
 const PUSH: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/payloads/github_push.json"
+    "/testdata/payloads/github_push.json"
 ));
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const T: i64 = 1_700_000_000;

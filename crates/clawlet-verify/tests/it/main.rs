@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 mod roundtrip;
 
-const SIGNATURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/signatures");
+const SIGNATURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/signatures");
 
 /// One case of a vector file; fields not used by a scheme are absent in its file.
 #[derive(Debug, Deserialize)]
