@@ -1,3 +1,4 @@
+use std::net::IpAddr;
 use std::time::Duration;
 
 use governor::clock::FakeRelativeClock;
@@ -124,14 +125,11 @@ fn key_count_is_capped() {
     for key in 0..50 {
         limiter.check(&key).unwrap();
     }
-    // Table full of keys that are not yet rested: a new client is shed.
-    assert_eq!(
-        limiter.check(&1_000),
-        Err(Retry {
-            after: Duration::from_secs(1)
-        })
-    );
-    assert_eq!(limiter.len(), 50);
+    // Table full of keys that are not yet rested: newcomers share the overflow, and take no key.
+    for key in 1_000..10_000 {
+        let _ = limiter.check(&key);
+        assert_eq!(limiter.len(), 50);
+    }
     // Once the keys have rested, the next check evicts them and lets the newcomer in.
     clock.advance(Duration::from_secs(2));
     assert_eq!(limiter.check(&1_000), Ok(()));
@@ -139,6 +137,134 @@ fn key_count_is_capped() {
     for key in 2_000..10_000 {
         let _ = limiter.check(&key);
         assert!(limiter.len() <= 50);
+    }
+}
+
+#[test]
+fn a_full_table_keeps_serving_the_keys_it_holds() {
+    let (limiter, _) = fake(quota(10, 10), 50);
+    for key in 0..50 {
+        limiter.check(&key).unwrap();
+    }
+    // Newcomers spend the overflow to the last cell.
+    for key in 1_000..1_100 {
+        let _ = limiter.check(&key);
+    }
+    assert!(limiter.check(&1_100).is_err(), "the overflow is spent");
+    // A key in the table still has the rest of its own burst.
+    for i in 0..9 {
+        assert_eq!(limiter.check(&7), Ok(()), "request {i} of key 7");
+    }
+    assert!(limiter.check(&7).is_err());
+}
+
+#[test]
+fn newcomers_at_a_full_table_share_one_quota() {
+    let (limiter, clock) = fake(quota(10, 10), 50);
+    for key in 0..50 {
+        limiter.check(&key).unwrap();
+    }
+    // Ten distinct newcomers get the overflow's burst of ten, the eleventh waits one interval.
+    for key in 1_000..1_010 {
+        assert_eq!(limiter.check(&key), Ok(()), "newcomer {key}");
+    }
+    assert_eq!(
+        limiter.check(&1_010),
+        Err(Retry {
+            after: Duration::from_secs(1)
+        })
+    );
+    assert_eq!(limiter.len(), 50);
+    // The overflow replenishes like any key; rested table keys are not evicted more than once
+    // per interval, so the key table stays as it was.
+    clock.advance(Duration::from_millis(999));
+    assert!(limiter.check(&1_011).is_err());
+    clock.advance(Duration::from_millis(1));
+    // Evicting now frees the table, so the newcomer gets a key of its own.
+    assert_eq!(limiter.check(&1_012), Ok(()));
+}
+
+#[test]
+fn an_admitted_key_keeps_its_own_quota_beyond_the_cap() {
+    fn check(max_keys: usize, admitted: u32, expected_len: usize) {
+        let (limiter, _) = fake(quota(10, 10), max_keys);
+        for key in 0..max_keys as u32 {
+            limiter.check(&key).unwrap();
+        }
+        for key in 1_000..1_000 + admitted {
+            let _ = limiter.check(&key);
+            limiter.admit(&key);
+        }
+        assert_eq!(
+            limiter.len(),
+            expected_len,
+            "{max_keys} keys, {admitted} admitted"
+        );
+    }
+    // A quarter above the cap (at least one), no further.
+    check(40, 5, 45);
+    check(40, 10, 50);
+    check(40, 30, 50);
+    check(3, 5, 4);
+
+    let (limiter, _) = fake(quota(10, 10), 40);
+    for key in 0..40 {
+        limiter.check(&key).unwrap();
+    }
+    assert_eq!(limiter.check(&1_000), Ok(()));
+    limiter.admit(&1_000);
+    // Admitting a known key is a no-op.
+    limiter.admit(&1_000);
+    assert_eq!(limiter.len(), 41);
+    // A flood spends the overflow ...
+    for key in 2_000..2_100 {
+        let _ = limiter.check(&key);
+    }
+    assert!(limiter.check(&2_100).is_err());
+    // ... and the admitted key, whose first request was counted on the overflow and again on
+    // its own state, has nine cells of its own left.
+    for i in 0..9 {
+        assert_eq!(limiter.check(&1_000), Ok(()), "request {i}");
+    }
+    assert!(limiter.check(&1_000).is_err());
+}
+
+#[test]
+fn ipv6_clients_are_keyed_by_their_prefix() {
+    fn check(bits: u8, ip: &str, expected: &str) {
+        let prefix = Ipv6Prefix::new(bits).unwrap();
+        assert_eq!(
+            prefix.key(ip.parse().unwrap()),
+            expected.parse::<IpAddr>().unwrap(),
+            "/{bits} {ip}"
+        );
+    }
+    check(64, "2001:db8:1:2:a:b:c:d", "2001:db8:1:2::");
+    check(64, "2001:db8:1:2::", "2001:db8:1:2::");
+    check(64, "2001:db8:1:3::1", "2001:db8:1:3::");
+    check(56, "2001:db8:1:2ff:a:b:c:d", "2001:db8:1:200::");
+    check(48, "2001:db8:1:2:a:b:c:d", "2001:db8:1::");
+    check(128, "2001:db8::1", "2001:db8::1");
+    check(127, "2001:db8::3", "2001:db8::2");
+    check(1, "ffff::1", "8000::");
+    // IPv4 is keyed whole, whether it arrives plain or IPv4-mapped.
+    check(64, "192.0.2.7", "192.0.2.7");
+    check(1, "192.0.2.7", "192.0.2.7");
+    check(64, "::ffff:192.0.2.7", "192.0.2.7");
+    assert_eq!(Ipv6Prefix::default().bits(), 64);
+}
+
+#[test]
+fn ipv6_prefix_lengths_outside_1_to_128_are_refused() {
+    for bits in [0, 129, 200, 255] {
+        let err = Ipv6Prefix::new(bits).unwrap_err();
+        assert_eq!(err, RateLimitError::Ipv6Prefix { bits });
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "ipv6_prefix {bits} is not a prefix length; use 1 to 128 (64 keys each /64 as one client)"
+            )
+        );
     }
 }
 
