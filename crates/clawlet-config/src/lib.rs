@@ -25,11 +25,13 @@
 
 use std::path::PathBuf;
 
+mod check;
 mod env;
 mod error;
 mod interpolate;
 mod load;
 mod raw;
+mod redact;
 mod resolve;
 mod schema;
 mod secret;
@@ -37,11 +39,12 @@ mod types;
 
 pub use env::Env;
 pub use error::{ConfigError, ConfigErrors};
+pub use redact::redact_url;
 pub use secret::Secret;
 pub use types::{
-    Agent, AgentKind, Algorithm, Config, Encoding, Handler, HandlerKind, Limits, LogFormat,
-    LogLevel, Logging, NatsQueue, Otlp, Queue, QueueBackend, RateLimit, ResponseType, Route, Ssl,
-    Telemetry, Webhooks,
+    Agent, AgentKind, AgentStart, Algorithm, Config, Encoding, Handler, HandlerKind, Limits,
+    LogFormat, LogLevel, Logging, NatsQueue, Otlp, Queue, QueueBackend, RateLimit, ResponseType,
+    Route, Ssl, Telemetry, Webhooks,
 };
 
 /// What the command line says about configuration, plus the environment to resolve it against.
@@ -67,6 +70,9 @@ pub struct Loaded {
     /// The file actually read; `None` when the default path does not exist and only the built-in
     /// defaults, environment and flags apply.
     pub source: Option<PathBuf>,
+    /// Where the file was looked for when none was named and none was found there
+    /// (`~/.clawlet/config.yaml`); `None` when a file was read or `HOME` is unset.
+    pub looked_for: Option<PathBuf>,
     /// Things that load but deserve a loud log line at every start (handlers running without
     /// signature verification, ignored TLS files, ignored top-level keys).
     pub warnings: Vec<String>,
@@ -89,29 +95,41 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
 /// line; exit code 2.
 pub fn check(opts: &LoadOptions) -> (String, i32) {
     match load(opts) {
-        Ok(loaded) => {
-            let mut out = match &loaded.source {
-                Some(path) => format!("# effective configuration from {}\n", path.display()),
-                None => {
-                    "# effective configuration from built-in defaults (no config file)\n".to_owned()
-                }
-            };
-            for w in &loaded.warnings {
-                out.push_str("# warning: ");
-                out.push_str(w);
-                out.push('\n');
-            }
-            match serde_saphyr::to_string(&loaded.config) {
-                Ok(yaml) => {
-                    out.push_str(&yaml);
-                    (out, 0)
-                }
-                Err(e) => (
-                    format!("cannot render the effective configuration: {e}\n"),
-                    1,
-                ),
-            }
-        }
+        Ok(loaded) => show(&loaded),
         Err(errors) => (format!("{errors}\n"), 2),
+    }
+}
+
+/// What `config check` prints for a configuration that loaded: the source, each warning, and
+/// the effective configuration as YAML with secrets shown as `[redacted]`; exit code 0 (1 when it
+/// cannot be rendered).
+pub fn show(loaded: &Loaded) -> (String, i32) {
+    let mut out = match &loaded.source {
+        Some(path) => format!("# effective configuration from {}\n", path.display()),
+        None => match &loaded.looked_for {
+            Some(path) => format!(
+                "# effective configuration from built-in defaults: no config file at {} \
+                 (give one with --config or CLAWLET_CONFIG)\n",
+                path.display()
+            ),
+            None => {
+                "# effective configuration from built-in defaults (no config file)\n".to_owned()
+            }
+        },
+    };
+    for w in &loaded.warnings {
+        out.push_str("# warning: ");
+        out.push_str(w);
+        out.push('\n');
+    }
+    match serde_saphyr::to_string(&loaded.config) {
+        Ok(yaml) => {
+            out.push_str(&yaml);
+            (out, 0)
+        }
+        Err(e) => (
+            format!("cannot render the effective configuration: {e}\n"),
+            1,
+        ),
     }
 }

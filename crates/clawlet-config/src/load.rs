@@ -57,6 +57,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
     let mut origins = Origins::default();
 
     let mut source = None;
+    let mut looked_for = None;
     let mut file_dict = Dict::new();
     if let Some((path, explicit)) = locate(opts) {
         match std::fs::read_to_string(&path) {
@@ -72,7 +73,9 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
                 origins.file = Some(origin);
                 source = Some(path);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                looked_for = Some(path);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ConfigError::NotFound { path }.into());
             }
@@ -131,6 +134,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
             Ok(Loaded {
                 config,
                 source,
+                looked_for,
                 warnings,
             })
         }

@@ -61,6 +61,10 @@ pub(crate) struct RawRateLimit {
     pub(crate) enabled: bool,
     pub(crate) max_requests: u32,
     pub(crate) window_seconds: u64,
+    /// Read at the global level only (the handler-level schema has no such key); wide and signed
+    /// so that `300` or `-1` gets the config's own message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ipv6_prefix: Option<i64>,
 }
 
 impl Default for RawRateLimit {
@@ -69,6 +73,7 @@ impl Default for RawRateLimit {
             enabled: true,
             max_requests: 100,
             window_seconds: 60,
+            ipv6_prefix: None,
         }
     }
 }
@@ -110,6 +115,8 @@ pub(crate) struct RawLimits {
     pub(crate) request_timeout: String,
     pub(crate) max_connections: usize,
     pub(crate) max_header_bytes: usize,
+    /// `None`: derived from `max_body_bytes` (see `resolve`).
+    pub(crate) max_inflight_body_bytes: Option<u64>,
 }
 
 impl Default for RawLimits {
@@ -119,6 +126,7 @@ impl Default for RawLimits {
             request_timeout: "30s".to_owned(),
             max_connections: 10_000,
             max_header_bytes: 65_536,
+            max_inflight_body_bytes: None,
         }
     }
 }
@@ -154,6 +162,8 @@ pub(crate) struct RawNats {
     pub(crate) url: String,
     pub(crate) stream: String,
     pub(crate) duplicate_window: String,
+    pub(crate) replicas: usize,
+    pub(crate) max_bytes: Option<u64>,
 }
 
 impl Default for RawNats {
@@ -162,6 +172,8 @@ impl Default for RawNats {
             url: "nats://127.0.0.1:4222".to_owned(),
             stream: "CLAWLET_WEBHOOKS".to_owned(),
             duplicate_window: "24h".to_owned(),
+            replicas: 1,
+            max_bytes: None,
         }
     }
 }
@@ -227,6 +239,7 @@ pub(crate) struct RawAgent {
     pub(crate) timeout: Option<String>,
     pub(crate) concurrency: usize,
     pub(crate) max_attempts: u32,
+    pub(crate) start: Option<String>,
 }
 
 impl Default for RawAgent {
@@ -240,6 +253,7 @@ impl Default for RawAgent {
             timeout: None,
             concurrency: 4,
             max_attempts: 10,
+            start: None,
         }
     }
 }

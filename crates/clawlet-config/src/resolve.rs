@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::check;
 use crate::env::Env;
 use crate::error::ConfigError;
 use crate::raw::{RawAgent, RawConfig, RawHandler, RawRateLimit, RawRoute};
 use crate::secret::Secret;
 use crate::types::{
-    Agent, AgentKind, Algorithm, Config, Encoding, Handler, HandlerKind, Limits, LogFormat,
-    LogLevel, Logging, NatsQueue, Otlp, Queue, QueueBackend, RateLimit, ResponseType, Route, Ssl,
-    Telemetry, Webhooks,
+    Agent, AgentKind, AgentStart, Algorithm, Config, Encoding, Handler, HandlerKind, Limits,
+    LogFormat, LogLevel, Logging, NatsQueue, Otlp, Queue, QueueBackend, RateLimit, ResponseType,
+    Route, Ssl, Telemetry, Webhooks,
 };
 
 /// Paths the server itself answers.
@@ -125,10 +126,25 @@ impl Ctx<'_> {
         if raw.enabled && raw.window_seconds == 0 {
             self.invalid(&format!("{key}.window_seconds"), "must be at least 1");
         }
+        // The limiter refills one request every window / max_requests, and cannot do so faster
+        // than once a nanosecond.
+        if raw.enabled
+            && raw.window_seconds > 0
+            && u64::from(raw.max_requests) > raw.window_seconds.saturating_mul(1_000_000_000)
+        {
+            self.invalid(
+                &format!("{key}.max_requests"),
+                format!(
+                    "{} per {} s is more than one request per nanosecond; lower it, lengthen window_seconds, or set enabled: false",
+                    raw.max_requests, raw.window_seconds
+                ),
+            );
+        }
         RateLimit {
             enabled: raw.enabled,
             max_requests: raw.max_requests,
             window_seconds: raw.window_seconds,
+            ipv6_prefix: None,
         }
     }
 
@@ -190,7 +206,8 @@ pub(crate) fn resolve(
             "is empty; use an address like 0.0.0.0 or 127.0.0.1",
         );
     }
-    let rate_limit = cx.rate_limit("webhooks.rate_limit", &w.rate_limit);
+    let mut rate_limit = cx.rate_limit("webhooks.rate_limit", &w.rate_limit);
+    rate_limit.ipv6_prefix = Some(ipv6_prefix(&mut cx, w.rate_limit.ipv6_prefix));
     let ssl = resolve_ssl(&mut cx, &w.ssl);
     let allowed_ips = cx.networks("webhooks.allowed_ips", &w.allowed_ips);
     let trusted_proxies = cx.networks("webhooks.trusted_proxies", &w.trusted_proxies);
@@ -245,6 +262,11 @@ pub(crate) fn resolve(
         request_timeout: cx.duration("webhooks.limits.request_timeout", &w.limits.request_timeout),
         max_connections: w.limits.max_connections,
         max_header_bytes: w.limits.max_header_bytes,
+        max_inflight_body_bytes: inflight_body_bytes(
+            &mut cx,
+            w.limits.max_inflight_body_bytes,
+            w.max_body_bytes,
+        ),
     };
     if limits.max_connections == 0 {
         cx.invalid("webhooks.limits.max_connections", "must be at least 1");
@@ -283,10 +305,24 @@ pub(crate) fn resolve(
                 "webhooks.queue.nats.duplicate_window",
                 &w.queue.nats.duplicate_window,
             ),
+            replicas: w.queue.nats.replicas,
+            max_bytes: w.queue.nats.max_bytes,
         },
     };
     if queue.max_pending == 0 {
         cx.invalid("webhooks.queue.max_pending", "must be at least 1");
+    }
+    if queue.nats.max_bytes == Some(0) {
+        cx.invalid(
+            "webhooks.queue.nats.max_bytes",
+            "must be at least 1; remove the key to leave the stream without a byte cap",
+        );
+    }
+    if !(1..=5).contains(&queue.nats.replicas) {
+        cx.invalid(
+            "webhooks.queue.nats.replicas",
+            "must be 1 to 5 (JetStream's limit); use 3 on a three-node cluster",
+        );
     }
     if backend == QueueBackend::Nats && queue.nats.url.trim().is_empty() {
         cx.invalid(
@@ -295,6 +331,17 @@ pub(crate) fn resolve(
         );
     }
 
+    for (section, empty) in [
+        ("webhooks.handlers", w.handlers.contains_key("")),
+        ("webhooks.agents", w.agents.contains_key("")),
+    ] {
+        if empty {
+            cx.invalid(
+                section,
+                "has an entry with an empty name; give it a name of letters, digits, - and _",
+            );
+        }
+    }
     let handlers: BTreeMap<String, Handler> = w
         .handlers
         .iter()
@@ -315,6 +362,7 @@ pub(crate) fn resolve(
             timeout: Duration::from_secs(10),
             concurrency: 4,
             max_attempts: 10,
+            start: AgentStart::New,
         });
     let routes = resolve_routes(&mut cx, &w.routes, &handlers, &agents);
 
@@ -350,6 +398,46 @@ pub(crate) fn resolve(
         telemetry: Telemetry { otlp },
     };
     Ok((Config { webhooks }, cx.warnings))
+}
+
+/// `webhooks.rate_limit.ipv6_prefix`: 64 unless set, and a prefix length when set.
+fn ipv6_prefix(cx: &mut Ctx<'_>, raw: Option<i64>) -> u8 {
+    const DEFAULT: u8 = 64;
+    let Some(bits) = raw else { return DEFAULT };
+    match u8::try_from(bits) {
+        Ok(bits @ 1..=128) => bits,
+        _ => {
+            cx.invalid(
+                "webhooks.rate_limit.ipv6_prefix",
+                format!(
+                    "{bits} is not an IPv6 prefix length; use 1 to 128 (the default, 64, counts each /64 as one client)"
+                ),
+            );
+            DEFAULT
+        }
+    }
+}
+
+/// The default in-flight body budget: ten bodies of the default 25 MiB limit. Real deliveries
+/// are mostly a few KiB, so this leaves room for thousands at once, while a flood of unsigned
+/// 25 MiB bodies costs at most this much memory.
+const DEFAULT_INFLIGHT_BODY_BYTES: u64 = 256 * 1024 * 1024;
+
+/// `webhooks.limits.max_inflight_body_bytes`: at least `max_body_bytes`, or no body of the
+/// largest allowed size could ever be read.
+fn inflight_body_bytes(cx: &mut Ctx<'_>, raw: Option<u64>, max_body_bytes: u64) -> u64 {
+    let Some(bytes) = raw else {
+        return DEFAULT_INFLIGHT_BODY_BYTES.max(max_body_bytes);
+    };
+    if bytes < max_body_bytes {
+        cx.invalid(
+            "webhooks.limits.max_inflight_body_bytes",
+            format!(
+                "{bytes} is below webhooks.max_body_bytes ({max_body_bytes}), so a body of the largest allowed size could never be read; raise it (the default is {DEFAULT_INFLIGHT_BODY_BYTES}, 256 MiB) or lower max_body_bytes"
+            ),
+        );
+    }
+    bytes
 }
 
 fn resolve_ssl(cx: &mut Ctx<'_>, raw: &crate::raw::RawSsl) -> Ssl {
@@ -421,6 +509,13 @@ fn resolve_handler(cx: &mut Ctx<'_>, name: &str, raw: &RawHandler) -> Handler {
                     &at("path"),
                     format!("`{p}` must start with /, as in /webhook/{name}"),
                 );
+            } else if let Some(c) = check::unusable_path_char(p) {
+                cx.invalid(
+                    &at("path"),
+                    format!(
+                        "`{p}` holds `{c}`, which a request carries percent-encoded, so the path could never match; use ASCII letters, digits, / and - . _ ~"
+                    ),
+                );
             }
             p.clone()
         }
@@ -460,6 +555,11 @@ fn resolve_handler(cx: &mut Ctx<'_>, name: &str, raw: &RawHandler) -> Handler {
         if text.trim().is_empty() {
             cx.invalid(&key, "is empty; set the signing secret (check that its environment variable is not empty), or remove the key");
         } else {
+            if kind == HandlerKind::Standard
+                && let Some(problem) = check::whsec_problem(text)
+            {
+                cx.invalid(&key, format!("{problem}; {}", check::WHSEC_FORMAT));
+            }
             secrets.push(Secret::new(text.clone()));
         }
     }
@@ -533,6 +633,22 @@ fn resolve_handler(cx: &mut Ctx<'_>, name: &str, raw: &RawHandler) -> Handler {
             &at("signature_header"),
             "is empty; the default is X-Signature",
         );
+    } else if !check::is_header_name(&raw.signature_header) {
+        cx.invalid(
+            &at("signature_header"),
+            format!(
+                "`{}` is not an HTTP header name; use letters, digits and -, as in X-Signature",
+                raw.signature_header
+            ),
+        );
+    }
+    if let Some(header) = &raw.delivery_id_header
+        && !check::is_header_name(header)
+    {
+        cx.invalid(
+            &at("delivery_id_header"),
+            format!("`{header}` is not an HTTP header name; use letters, digits and -, as in X-Delivery-Id"),
+        );
     }
     let pointer = |cx: &mut Ctx<'_>, field: &str, value: &str| {
         if !value.is_empty() && !value.starts_with('/') {
@@ -550,6 +666,14 @@ fn resolve_handler(cx: &mut Ctx<'_>, name: &str, raw: &RawHandler) -> Handler {
         .prefix
         .clone()
         .unwrap_or_else(|| format!("{}=", algorithm_name(algorithm)));
+    if raw.allowed_ips.as_ref().is_some_and(Vec::is_empty) {
+        // An empty list could read as "nobody" or as "everybody"; neither is what an operator
+        // who wrote it by accident expects, so it is refused rather than guessed.
+        cx.invalid(
+            &at("allowed_ips"),
+            "is an empty list; remove the key to use the global webhooks.allowed_ips, or list the addresses allowed to send here",
+        );
+    }
     let allowed_ips = raw
         .allowed_ips
         .as_ref()
@@ -652,16 +776,41 @@ fn resolve_agent(cx: &mut Ctx<'_>, name: &str, raw: &RawAgent) -> Agent {
                     "is missing; an http agent needs the URL to POST events to, as in url: \"http://127.0.0.1:9000/events\"",
                 );
             } else if !(url.starts_with("http://") || url.starts_with("https://")) {
-                cx.invalid(&at("url"), format!("`{url}` is not an http:// or https:// URL; an http agent needs the URL to POST events to"));
+                cx.invalid(&at("url"), format!("`{}` is not an http:// or https:// URL; an http agent needs the URL to POST events to", crate::redact::redact_url(&url)));
+            } else if url
+                .split_once("://")
+                .is_none_or(|(_, rest)| rest.is_empty() || rest.starts_with('/'))
+            {
+                cx.invalid(
+                    &at("url"),
+                    "has no host; write it like http://127.0.0.1:9000/events",
+                );
             }
             let secret = match raw.secret.as_deref() {
                 Some(s) if s.trim().is_empty() => {
                     cx.invalid(&at("secret"), "is empty; set the whsec_ signing secret, or remove the key to send unsigned");
                     None
                 }
-                Some(s) => Some(Secret::new(s)),
+                Some(s) => {
+                    if let Some(problem) = check::whsec_problem(s) {
+                        cx.invalid(&at("secret"), format!("{problem}; {}", check::WHSEC_FORMAT));
+                    }
+                    Some(Secret::new(s))
+                }
                 None => None,
             };
+            for (header, value) in raw.headers.iter().flatten() {
+                let key = format!("{}.{header}", at("headers"));
+                if !check::is_header_name(header) {
+                    cx.invalid(
+                        &key,
+                        "is not an HTTP header name; use letters, digits and -, as in X-Api-Key",
+                    );
+                }
+                if !check::is_header_value(value) {
+                    cx.invalid(&key, "holds a control character such as a line break; remove it (the value is not shown)");
+                }
+            }
             let headers = raw
                 .headers
                 .clone()
@@ -707,12 +856,24 @@ fn resolve_agent(cx: &mut Ctx<'_>, name: &str, raw: &RawAgent) -> Agent {
     if raw.max_attempts == 0 {
         cx.invalid(&at("max_attempts"), "must be at least 1");
     }
+    let start = match raw.start.as_deref() {
+        None | Some("new") => AgentStart::New,
+        Some("all") => AgentStart::All,
+        Some(other) => {
+            cx.invalid(
+                &at("start"),
+                format!("`{other}` is not a start position; use new (only events stored from now on) or all (every event the stream holds)"),
+            );
+            AgentStart::New
+        }
+    };
     Agent {
         name: name.to_owned(),
         kind,
         timeout,
         concurrency: raw.concurrency,
         max_attempts: raw.max_attempts,
+        start,
     }
 }
 

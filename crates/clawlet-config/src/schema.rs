@@ -55,6 +55,7 @@ const AGENT: Shape = Shape::Struct(&[
     ("timeout", Shape::Leaf),
     ("concurrency", Shape::Leaf),
     ("max_attempts", Shape::Leaf),
+    ("start", Shape::Leaf),
 ]);
 
 const ROUTE: Shape = Shape::Struct(&[
@@ -63,11 +64,19 @@ const ROUTE: Shape = Shape::Struct(&[
     ("agent", Shape::Leaf),
 ]);
 
+/// The global rate limit also says how IPv6 clients are keyed, for every limiter.
+const GLOBAL_RATE_LIMIT: Shape = Shape::Struct(&[
+    ("enabled", Shape::Leaf),
+    ("max_requests", Shape::Leaf),
+    ("window_seconds", Shape::Leaf),
+    ("ipv6_prefix", Shape::Leaf),
+]);
+
 pub(crate) const WEBHOOKS: Shape = Shape::Struct(&[
     ("enabled", Shape::Leaf),
     ("host", Shape::Leaf),
     ("port", Shape::Leaf),
-    ("rate_limit", RATE_LIMIT),
+    ("rate_limit", GLOBAL_RATE_LIMIT),
     (
         "ssl",
         Shape::Struct(&[
@@ -96,6 +105,7 @@ pub(crate) const WEBHOOKS: Shape = Shape::Struct(&[
             ("request_timeout", Shape::Leaf),
             ("max_connections", Shape::Leaf),
             ("max_header_bytes", Shape::Leaf),
+            ("max_inflight_body_bytes", Shape::Leaf),
         ]),
     ),
     (
@@ -112,6 +122,8 @@ pub(crate) const WEBHOOKS: Shape = Shape::Struct(&[
                     ("url", Shape::Leaf),
                     ("stream", Shape::Leaf),
                     ("duplicate_window", Shape::Leaf),
+                    ("replicas", Shape::Leaf),
+                    ("max_bytes", Shape::Leaf),
                 ]),
             ),
         ]),
@@ -302,6 +314,9 @@ mod sync_tests {
     fn schema_lists_exactly_the_fields_serde_reads() {
         let mut raw = RawConfig::default();
         let w = &mut raw.webhooks;
+        w.rate_limit.ipv6_prefix = Some(64);
+        w.limits.max_inflight_body_bytes = Some(1);
+        w.queue.nats.max_bytes = Some(1);
         w.ssl.cert = Some("c".into());
         w.ssl.key = Some("k".into());
         w.telemetry.otlp.endpoint = Some("http://collector".into());
@@ -329,6 +344,7 @@ mod sync_tests {
                 secret: Some("s".into()),
                 headers: Some([("X-A".to_owned(), "b".to_owned())].into()),
                 timeout: Some("1s".into()),
+                start: Some("all".into()),
                 ..RawAgent::default()
             },
         );

@@ -61,6 +61,11 @@ pub struct RateLimit {
     pub max_requests: u32,
     /// Window length in seconds, at least 1 (default 60).
     pub window_seconds: u64,
+    /// How many leading bits of an IPv6 client address name one client, 1 to 128 (default 64:
+    /// one host may use any address of its /64). Set at the global level only, and used by every
+    /// limiter; `None` in a handler's own `rate_limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefix: Option<u8>,
 }
 
 /// TLS settings. When `enabled`, both files were readable at load time.
@@ -81,7 +86,8 @@ pub struct Logging {
     pub enabled: bool,
     /// Log level (default INFO).
     pub level: LogLevel,
-    /// Log request headers (signatures, `Authorization` and `Cookie` stay redacted).
+    /// Log request headers (any whose name holds `token`, `key`, `secret`, `signature`, `auth`,
+    /// `password` or `cookie`, and a custom handler's signature header, stay redacted).
     pub include_headers: bool,
     /// Log request bodies; they may hold personal data.
     pub include_payload: bool,
@@ -119,15 +125,19 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Limits {
     /// Time allowed to receive the request head (default 10s).
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(serialize_with = "serialize_duration")]
     pub header_read_timeout: Duration,
     /// Time allowed for the whole request (default 30s).
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(serialize_with = "serialize_duration")]
     pub request_timeout: Duration,
     /// Open connections at most (default 10000).
     pub max_connections: usize,
     /// Size of the request head at most (default 65536).
     pub max_header_bytes: usize,
+    /// Bytes of request bodies held in memory at once, across all requests; a request whose
+    /// body would pass it gets 503 with `Retry-After` before its body is read. At least
+    /// `max_body_bytes` (default 268435456, 256 MiB, or `max_body_bytes` when that is larger).
+    pub max_inflight_body_bytes: u64,
 }
 
 /// The durable queue.
@@ -138,12 +148,12 @@ pub struct Queue {
     /// SQLite journal file, `~` expanded (default `~/.clawlet/webhooks.db`).
     pub path: PathBuf,
     /// How long a delivery id is remembered for dedup (default 72h).
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(serialize_with = "serialize_duration")]
     pub dedup_window: Duration,
     /// Undelivered events at most before publishing is refused (default 100000).
     pub max_pending: u64,
     /// How long delivered events are kept (default 7d).
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(serialize_with = "serialize_duration")]
     pub retention: Duration,
     /// JetStream settings, used when `backend` is nats.
     pub nats: NatsQueue,
@@ -164,20 +174,29 @@ pub enum QueueBackend {
 /// JetStream settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NatsQueue {
-    /// Server URL (default `nats://127.0.0.1:4222`).
+    /// Server URL (default `nats://127.0.0.1:4222`), or several separated by commas. Each is
+    /// shown with its userinfo and query values redacted.
+    #[serde(serialize_with = "crate::redact::serialize_url_list")]
     pub url: String,
     /// Stream name (default `CLAWLET_WEBHOOKS`).
     pub stream: String,
     /// JetStream's duplicate window (default 24h).
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(serialize_with = "serialize_duration")]
     pub duplicate_window: Duration,
+    /// Copies of the stream that JetStream keeps on different servers of a cluster (default 1;
+    /// 3 on a three-node cluster, so that an acknowledged event survives the loss of one server).
+    pub replicas: usize,
+    /// The stream's size cap in bytes: at the cap a publish is refused with 503 and
+    /// `Retry-After`, and no stored event is discarded (default none: unbounded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
 }
 
-/// One webhook endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One webhook endpoint. Serialised (for `config check`) with only the fields its kind reads:
+/// a GitHub handler never shows the custom-HMAC header or prefix, which it does not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handler {
     /// The key under `handlers:`.
-    #[serde(skip_serializing)]
     pub name: String,
     /// Whether the endpoint is served (default true).
     pub enabled: bool,
@@ -218,6 +237,44 @@ pub struct Handler {
     /// Per-handler rate limit, replacing the global one when set (absent fields take the built-in
     /// defaults, not the global values).
     pub rate_limit: Option<RateLimit>,
+}
+
+impl Serialize for Handler {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let kind = self.kind;
+        let mut out = s.serialize_struct("Handler", 20)?;
+        out.serialize_field("enabled", &self.enabled)?;
+        out.serialize_field("path", &self.path)?;
+        out.serialize_field("kind", &kind)?;
+        out.serialize_field("secrets", &self.secrets)?;
+        out.serialize_field("verify", &self.verify)?;
+        out.serialize_field("events", &self.events)?;
+        out.serialize_field("response_type", &self.response_type)?;
+        if matches!(kind, HandlerKind::Stripe | HandlerKind::Standard) {
+            out.serialize_field("tolerance_seconds", &self.tolerance_seconds)?;
+        }
+        if kind == HandlerKind::Github {
+            out.serialize_field("allow_legacy_sha1", &self.allow_legacy_sha1)?;
+        }
+        if kind == HandlerKind::Custom {
+            out.serialize_field("signature_header", &self.signature_header)?;
+            out.serialize_field("algorithm", &self.algorithm)?;
+            out.serialize_field("encoding", &self.encoding)?;
+            out.serialize_field("prefix", &self.prefix)?;
+        }
+        // A Standard Webhooks body without `type` falls back to the custom event-type pointer.
+        if matches!(kind, HandlerKind::Custom | HandlerKind::Standard) {
+            out.serialize_field("event_type_field", &self.event_type_field)?;
+        }
+        if kind == HandlerKind::Custom {
+            out.serialize_field("delivery_id_header", &self.delivery_id_header)?;
+            out.serialize_field("delivery_id_field", &self.delivery_id_field)?;
+        }
+        out.serialize_field("allowed_ips", &self.allowed_ips)?;
+        out.serialize_field("rate_limit", &self.rate_limit)?;
+        out.end()
+    }
 }
 
 /// Signature scheme and payload format of a handler.
@@ -276,12 +333,33 @@ pub struct Agent {
     #[serde(flatten)]
     pub kind: AgentKind,
     /// Longest one attempt may take (default 30s for exec, 10s for http and log).
-    #[serde(serialize_with = "humantime_serde::serialize")]
+    #[serde(serialize_with = "serialize_duration")]
     pub timeout: Duration,
     /// Attempts in flight at once, at least 1 (default 4).
     pub concurrency: usize,
     /// Attempts before dead-lettering, at least 1 (default 10).
     pub max_attempts: u32,
+    /// nats: where the agent starts reading the stream when it is new to it (default new).
+    #[serde(skip_serializing_if = "AgentStart::is_new")]
+    pub start: AgentStart,
+}
+
+/// Which stored events an agent added to a running NATS stream receives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentStart {
+    /// Only events stored from the moment it is configured.
+    #[default]
+    New,
+    /// Every event the stream still holds, then new ones.
+    All,
+}
+
+impl AgentStart {
+    /// Whether this is the default, [`AgentStart::New`].
+    pub fn is_new(&self) -> bool {
+        *self == Self::New
+    }
 }
 
 /// How an agent receives events.
@@ -295,7 +373,8 @@ pub enum AgentKind {
     },
     /// POSTs the envelope, signed with Standard Webhooks headers.
     Http {
-        /// `http://` or `https://` URL.
+        /// `http://` or `https://` URL. Shown with its userinfo and query values redacted.
+        #[serde(serialize_with = "crate::redact::serialize_url")]
         url: String,
         /// The `whsec_…` signing secret; `None` sends no signature.
         secret: Option<Secret>,
@@ -331,4 +410,10 @@ pub struct Otlp {
     pub endpoint: Option<String>,
     /// `service.name` resource attribute (default `clawlet-webhookd`).
     pub service_name: String,
+}
+
+/// Writes a duration the way the file spells it (`30s`, `7days`), so that `config check` prints
+/// values a person can paste back.
+fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
 }

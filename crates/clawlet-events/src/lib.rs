@@ -35,6 +35,7 @@
 mod custom;
 mod envelope;
 mod error;
+mod filter;
 mod form;
 mod github;
 mod headers;
@@ -50,6 +51,7 @@ use serde_json::value::RawValue;
 
 pub use envelope::{Envelope, Payload, Source};
 pub use error::{EnvelopeError, ParseError};
+pub use filter::{entry_selects, selects};
 
 use headers::BodyKind;
 use text::{MAX_FIELD, MAX_SUMMARY, clean, is_valid_id};

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clawlet_config::{
-    Agent, AgentKind, Algorithm, Config, ConfigError, Encoding, Env, Handler, HandlerKind,
-    LoadOptions, Loaded, LogFormat, LogLevel, QueueBackend, ResponseType, Route, Secret, Webhooks,
-    load,
+    Agent, AgentKind, AgentStart, Algorithm, Config, ConfigError, Encoding, Env, Handler,
+    HandlerKind, LoadOptions, Loaded, LogFormat, LogLevel, QueueBackend, ResponseType, Route,
+    Secret, Webhooks, load,
 };
 
 const HOME: &str = "/home/operator";
@@ -118,6 +118,7 @@ fn built_in_defaults_are_the_spec_defaults() {
         w.queue.nats.duplicate_window,
         Duration::from_secs(24 * 3600)
     );
+    assert_eq!(w.queue.nats.replicas, 1);
     assert!(w.handlers.is_empty());
     let log = Agent {
         name: "log".to_owned(),
@@ -125,6 +126,7 @@ fn built_in_defaults_are_the_spec_defaults() {
         timeout: Duration::from_secs(10),
         concurrency: 4,
         max_attempts: 10,
+        start: AgentStart::New,
     };
     assert_eq!(w.agents.into_values().collect::<Vec<_>>(), [log]);
     let everything = Route {
@@ -294,15 +296,12 @@ fn example_loads_with_its_variables() {
         Some("X-Delivery-Id")
     );
     assert!(w.handlers.values().all(|h| h.verify));
-    let AgentKind::Http {
-        headers, secret, ..
-    } = &w.agents["inbox"].kind
-    else {
-        panic!("inbox is http")
-    };
-    assert_eq!(headers["Authorization"].expose(), "Bearer dev-token");
-    assert_eq!(secret.as_ref().map(Secret::expose), Some("whsec_YWdlbnQ="));
-    assert_eq!(w.routes.len(), 3);
+    // As shipped, everything goes to the log agent, which works on any machine.
+    assert_eq!(w.agents.keys().collect::<Vec<_>>(), ["log"]);
+    assert_eq!(w.agents["log"].kind, AgentKind::Log);
+    assert_eq!(w.routes.len(), 1);
+    assert_eq!(w.routes[0].agent, "log");
+    assert!(w.routes[0].handlers.is_empty() && w.routes[0].events.is_empty());
     assert_eq!(
         w.queue.path,
         Path::new("/home/operator/.clawlet/webhooks.db")
@@ -315,6 +314,38 @@ fn example_loads_with_its_variables() {
         fallback.config.webhooks.handlers["github"].secrets,
         [Secret::new("insecure-example-github-secret")]
     );
+}
+
+/// The example's commented-out exec and http agents, with their routes, are valid once
+/// uncommented: an operator who follows the comment gets a file that loads.
+#[test]
+fn example_agents_load_when_uncommented() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    // The agent and route examples are the lines commented out at the agents' own indentation.
+    let uncommented: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("    # ") {
+            Some(rest) if rest.starts_with(' ') || rest.ends_with(':') || rest.starts_with('-') => {
+                format!("    {rest}\n")
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    let (_dir, path) = write_config(&uncommented);
+    let w = load_ok(&opts(Some(path), spec_env())).config.webhooks;
+    assert_eq!(
+        w.agents.keys().collect::<Vec<_>>(),
+        ["inbox", "log", "notify"]
+    );
+    let AgentKind::Http {
+        headers, secret, ..
+    } = &w.agents["inbox"].kind
+    else {
+        panic!("inbox is http")
+    };
+    assert_eq!(headers["Authorization"].expose(), "Bearer dev-token");
+    assert_eq!(secret.as_ref().map(Secret::expose), Some("whsec_YWdlbnQ="));
+    assert_eq!(w.routes.len(), 3);
 }
 
 #[test]
@@ -339,6 +370,9 @@ fn check_prints_the_example_with_secrets_redacted() {
 fn check_output_loads_back() {
     let (out, code) = clawlet_config::check(&opts(Some(example()), spec_env()));
     assert_eq!(code, 0, "{out}");
+    // Every secret prints as [redacted]; a Standard Webhooks secret must still be whsec_<base64>
+    // to load, so each becomes the same valid stand-in.
+    let out = out.replace("[redacted]", "whsec_cmVkYWN0ZWQ=");
     let (_dir, path) = write_config(&out);
     let again = load_ok(&opts(Some(path), Env::empty().with("HOME", "/elsewhere")));
     let original = load_ok(&opts(Some(example()), spec_env()));
@@ -363,6 +397,23 @@ fn check_prints_every_error_with_exit_code_2() {
             "<dir>/config.yaml: webhooks.port: 65536 is not a port to listen on; use a number from 1 to 65535 (or 0 for any free port)\n",
         )
     );
+}
+
+/// An agent URL refused for its scheme is quoted in the error, its credentials hidden: the
+/// value came from the environment as often as not.
+#[test]
+fn a_refused_agent_url_is_quoted_redacted() {
+    let (_dir, path) = write_config(
+        "webhooks:\n  agents:\n    inbox:\n      kind: http\n      \
+         url: \"ftp://svc:ftp-pw-1@files.test/in?token=tk-2\"\n",
+    );
+    let (out, code) = clawlet_config::check(&opts(Some(path), spec_env()));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("webhooks.agents.inbox.url: `ftp://[redacted]@files.test/in?token=[redacted]` is not an http:// or https:// URL"),
+        "{out}"
+    );
+    assert!(!out.contains("ftp-pw-1") && !out.contains("tk-2"), "{out}");
 }
 
 // ---- layering -------------------------------------------------------------------------------------
@@ -458,6 +509,17 @@ fn missing_default_file_means_defaults_and_missing_explicit_file_is_an_error() {
     let loaded = load_ok(&opts(None, env.clone()));
     assert_eq!(loaded.source, None);
     assert_eq!(loaded.config.webhooks.port, 8080);
+    // Where it looked is kept, for the daemon and `config check` to say.
+    let default_path = home.path().join(".clawlet").join("config.yaml");
+    assert_eq!(loaded.looked_for.as_deref(), Some(default_path.as_path()));
+    let (out, _) = clawlet_config::show(&loaded);
+    assert!(
+        out.starts_with(&format!(
+            "# effective configuration from built-in defaults: no config file at {} ",
+            default_path.display()
+        )),
+        "{out}"
+    );
 
     let missing = home.path().join("nope.yaml");
     for o in [
@@ -638,6 +700,50 @@ fn check_error(name: &str, yaml: &str, env: Env) {
 }
 
 #[test]
+fn nats_replicas_must_be_what_jetstream_allows() {
+    check_error(
+        "bad_nats_replicas",
+        "webhooks:\n  queue:\n    backend: nats\n    nats:\n      replicas: 7\n",
+        spec_env(),
+    );
+}
+
+#[test]
+fn ipv6_prefix_and_inflight_body_budget() {
+    let w = defaults();
+    assert_eq!(w.rate_limit.ipv6_prefix, Some(64));
+    assert_eq!(w.limits.max_inflight_body_bytes, 256 * 1024 * 1024);
+    // Set, or derived from a larger max_body_bytes so that one such body always fits.
+    let load_yaml = |yaml: &str| {
+        let (_dir, path) = write_config(yaml);
+        load_ok(&opts(Some(path), spec_env())).config.webhooks
+    };
+    let w = load_yaml(
+        "webhooks:\n  rate_limit:\n    ipv6_prefix: 48\n  limits:\n    max_inflight_body_bytes: 67108864\n",
+    );
+    assert_eq!(w.rate_limit.ipv6_prefix, Some(48));
+    assert_eq!(w.limits.max_inflight_body_bytes, 64 * 1024 * 1024);
+    let w = load_yaml("webhooks:\n  max_body_bytes: 1073741824\n");
+    assert_eq!(w.limits.max_inflight_body_bytes, 1024 * 1024 * 1024);
+    check_error(
+        "bad_ipv6_prefix_and_inflight_budget",
+        "webhooks:\n  max_body_bytes: 1000\n  rate_limit:\n    ipv6_prefix: 129\n  limits:\n    max_inflight_body_bytes: 999\n",
+        spec_env(),
+    );
+    check_error(
+        "zero_ipv6_prefix",
+        "webhooks:\n  rate_limit:\n    ipv6_prefix: 0\n",
+        spec_env(),
+    );
+    // How IPv6 clients are keyed is one setting for every limiter.
+    check_error(
+        "handler_ipv6_prefix",
+        "webhooks:\n  handlers:\n    custom:\n      rate_limit:\n        ipv6_prefix: 48\n",
+        spec_env(),
+    );
+}
+
+#[test]
 fn error_messages() {
     let env = spec_env;
     check_error(
@@ -725,6 +831,26 @@ fn error_messages() {
     check_error(
         "bad_duration",
         "webhooks:\n  limits:\n    request_timeout: 30 parsecs\n  queue:\n    dedup_window: 0s\n  agents:\n    run:\n      kind: exec\n      command: [/bin/true]\n      timeout: soon\n",
+        env(),
+    );
+    check_error(
+        "secrets_not_whsec_base64",
+        "webhooks:\n  handlers:\n    a:\n      kind: standard\n      secret: plainsecret\n    b:\n      kind: standard\n      secrets: [whsec_, \"whsec_!!!\", whsec_YWdlbnQ=]\n  agents:\n    inbox:\n      kind: http\n      url: http://127.0.0.1:9000/events\n      secret: plainsecret\n    relay:\n      kind: http\n      url: http://127.0.0.1:9001/events\n      secret: whsec_\n    mirror:\n      kind: http\n      url: http://127.0.0.1:9002/events\n      secret: \"whsec_!!!\"\n",
+        env(),
+    );
+    check_error(
+        "empty_handler_allowlist",
+        "webhooks:\n  allowed_ips: [192.0.2.0/24]\n  handlers:\n    custom:\n      secret: s\n      allowed_ips: []\n",
+        env(),
+    );
+    check_error(
+        "paths_a_request_cannot_match",
+        "webhooks:\n  handlers:\n    a:\n      secret: s\n      path: /webhook/ünï\n    b:\n      secret: s\n      path: /webhook/a%20b\n    c:\n      secret: s\n      path: /webhook/a b\n",
+        env(),
+    );
+    check_error(
+        "what_wiring_used_to_find",
+        "webhooks:\n  rate_limit:\n    max_requests: 4000000000\n    window_seconds: 1\n  handlers:\n    \"\":\n      path: /x\n      secret: s\n    custom:\n      secret: s\n      signature_header: \"X Signature\"\n      delivery_id_header: \"Id:\"\n  agents:\n    inbox:\n      kind: http\n      url: \"http:///events\"\n      headers:\n        \"X Api Key\": k\n        X-Ok: \"a\\r\\nX-Injected: 1\"\n",
         env(),
     );
     check_error("yaml_syntax", "webhooks:\n  port: [8080\n", env());
