@@ -1,66 +1,27 @@
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use clawlet_events::Envelope;
-use tokio::sync::Notify;
 
 use crate::dispatch::Handoff;
 use crate::local::LocalStore;
 use crate::mem::MemStore;
-use crate::nats::NatsStore;
+use crate::nats::{NatsStore, StreamLimits};
 use crate::spec::Routes;
-use crate::sql::{
-    self, Claimed, Finish, Fresh, InsertLimits, Inserted, NewEvent, Payload, Placement, Work,
+use crate::sql::{self, InsertLimits, NewEvent};
+use crate::store::{
+    Claimed, FULL_RETRY_AFTER, Finish, Fresh, Inserted, Payload, Placement, Shared, Work, dur_ms,
+    now_ms,
 };
 use crate::{
     AttemptOutcome, Backend, BusError, BusOptions, Health, ListFilter, Published, ReplaySelector,
     StoredEvent,
 };
 
-impl Shared {
-    pub(crate) fn new(max_pending: u64, dedup_window: Duration, retention: Duration) -> Self {
-        Self {
-            routes: ArcSwapOption::empty(),
-            pending: AtomicU64::new(0),
-            transactions: AtomicU64::new(0),
-            handoff: ArcSwapOption::empty(),
-            restart_wal: AtomicBool::new(false),
-            alive: AtomicBool::new(true),
-            notify: Notify::new(),
-            max_pending,
-            dedup_window,
-            retention,
-        }
-    }
-}
-
-/// What a client is told to wait when the queue is full.
-pub(crate) const FULL_RETRY_AFTER: Duration = Duration::from_secs(5);
-
-/// State shared by the bus handle, the writer thread and the dispatcher.
-pub(crate) struct Shared {
-    /// Routes applied at publish time; `None` until a dispatcher registers them.
-    pub(crate) routes: ArcSwapOption<Routes>,
-    /// Undelivered events (sqlite, memory), or the stream's backlog as last seen (nats).
-    pub(crate) pending: AtomicU64,
-    /// Journal transactions committed, to show that publishes are committed in groups.
-    pub(crate) transactions: AtomicU64,
-    /// Where publish hands deliveries straight to the dispatcher; `None` without a dispatcher.
-    pub(crate) handoff: ArcSwapOption<Handoff>,
-    /// Set by the checkpointer when the WAL is large: the writer copies the rest between batches.
-    pub(crate) restart_wal: AtomicBool,
-    /// False once the writer stopped or the NATS connection is down.
-    pub(crate) alive: AtomicBool,
-    /// Wakes the dispatcher when new work was committed.
-    pub(crate) notify: Notify,
-    pub(crate) max_pending: u64,
-    pub(crate) dedup_window: Duration,
-    pub(crate) retention: Duration,
-}
-
+/// The backends, chosen once at open; every call matches on it (no boxing on the publish path).
 pub(crate) enum Store {
     /// The SQLite journal.
     Local(LocalStore),
@@ -73,6 +34,9 @@ struct Inner {
     shared: Arc<Shared>,
     store: Store,
     backend: &'static str,
+    /// Where publish hands deliveries straight to the dispatcher; `None` without a dispatcher
+    /// (sqlite, memory).
+    handoff: ArcSwapOption<Handoff>,
 }
 
 /// The queue every accepted event goes through. Cheap to clone; all clones share one backend.
@@ -118,10 +82,24 @@ impl Bus {
             Backend::Memory => Store::Memory(Box::default()),
             Backend::Nats {
                 url,
+                shown_url,
                 stream,
                 duplicate_window,
+                max_bytes,
+                replicas,
             } => Store::Nats(Box::new(
-                NatsStore::open(&url, &stream, duplicate_window, Arc::clone(&shared)).await?,
+                NatsStore::open(
+                    &url,
+                    &shown_url,
+                    StreamLimits {
+                        name: stream,
+                        duplicate_window,
+                        max_bytes,
+                        replicas,
+                    },
+                    Arc::clone(&shared),
+                )
+                .await?,
             )),
         };
         Ok(Bus {
@@ -129,6 +107,7 @@ impl Bus {
                 shared,
                 store,
                 backend,
+                handoff: ArcSwapOption::empty(),
             }),
         })
     }
@@ -142,25 +121,34 @@ impl Bus {
     /// [`Bus::publish`] for a caller that no longer needs the envelope: it is handed to the
     /// dispatcher as it is, without a copy of its payload.
     pub async fn publish_owned(&self, envelope: Envelope) -> Result<Published, BusError> {
+        // JetStream dedups before anything else, and the store keeps its own count of the
+        // backlog, so that a resend to a full queue is still answered as a duplicate.
+        if let Store::Nats(store) = &self.inner.store {
+            return store.publish(envelope).await;
+        }
         let shared = &self.inner.shared;
         if !shared.alive.load(Ordering::Relaxed) {
-            return Err(match &self.inner.store {
-                Store::Local(_) | Store::Memory(_) => BusError::Closed,
-                Store::Nats(_) => BusError::Unavailable {
-                    retry_after: crate::nats::RETRY_AFTER,
-                    reason: "not connected to NATS".to_owned(),
-                },
-            });
+            return Err(BusError::Closed);
         }
         if shared.pending.load(Ordering::Relaxed) >= shared.max_pending {
-            return Err(BusError::Full {
-                retry_after: FULL_RETRY_AFTER,
-            });
+            // A delivery already stored is answered `duplicate` even now: refused, its sender
+            // would retry something that needs no retry. The lookup costs no serialisation.
+            let stored = match &self.inner.store {
+                Store::Local(store) => store.stored(&envelope).await?,
+                Store::Memory(store) => store.stored(shared, &envelope, now_ms()),
+                Store::Nats(_) => None,
+            };
+            return match stored {
+                Some(event_id) => Ok(Published::Duplicate { event_id }),
+                None => Err(BusError::Full {
+                    retry_after: FULL_RETRY_AFTER,
+                }),
+            };
         }
         match &self.inner.store {
             Store::Local(store) => self.publish_local(store, envelope).await,
             Store::Memory(store) => self.publish_memory(store, envelope),
-            Store::Nats(store) => store.publish(&envelope).await,
+            Store::Nats(store) => store.publish(envelope).await,
         }
     }
 
@@ -182,7 +170,7 @@ impl Bus {
         // stored uncompressed, which every reader takes as well.
         let full = shared.pending.load(Ordering::Relaxed) >= shared.max_pending;
         let event = NewEvent::new(&fresh, !full);
-        let handoff = shared.handoff.load_full();
+        let handoff = self.inner.handoff.load_full();
         let placing = Arc::clone(&fresh);
         store
             .call_then(
@@ -192,7 +180,7 @@ impl Bus {
                     let limits = InsertLimits {
                         pending: &shared.pending,
                         max_pending: shared.max_pending,
-                        dedup_window_ms: sql::dur_ms(shared.dedup_window),
+                        dedup_window_ms: dur_ms(shared.dedup_window),
                         retry_after: FULL_RETRY_AFTER,
                     };
                     let placer = Placer::new(routes.as_deref(), handoff.as_deref(), &placing);
@@ -202,7 +190,7 @@ impl Bus {
                         &event,
                         routes.as_deref(),
                         &limits,
-                        sql::now_ms(),
+                        now_ms(),
                         &|agent| placer.place(agent),
                     )
                     .inspect_err(|_| placer.give_back())?;
@@ -233,11 +221,11 @@ impl Bus {
     fn publish_memory(&self, store: &MemStore, envelope: Envelope) -> Result<Published, BusError> {
         let shared = &self.inner.shared;
         let fresh = Arc::new(Fresh::new(envelope)?);
-        let handoff = shared.handoff.load();
+        let handoff = self.inner.handoff.load();
         let routes = shared.routes.load();
         let placer = Placer::new(routes.as_deref(), handoff.as_deref(), &fresh);
         let inserted = store
-            .insert(shared, &fresh, routes.as_deref(), sql::now_ms(), &|agent| {
+            .insert(shared, &fresh, routes.as_deref(), now_ms(), &|agent| {
                 placer.place(agent)
             })
             .inspect_err(|_| placer.give_back())?;
@@ -280,14 +268,9 @@ impl Bus {
     /// forgets delivered events, so only pending and dead ones can be replayed there.
     pub async fn replay(&self, selector: ReplaySelector) -> Result<u64, BusError> {
         let n = match &self.inner.store {
-            Store::Memory(store) => store.replay(&self.inner.shared, &selector, sql::now_ms()),
-            _ => {
-                self.local()?
-                    .call(move |conn, shared| {
-                        sql::replay(conn, &selector, Some(&shared.pending), sql::now_ms())
-                    })
-                    .await?
-            }
+            Store::Local(store) => store.replay(selector).await?,
+            Store::Memory(store) => store.replay(&self.inner.shared, &selector, now_ms()),
+            Store::Nats(_) => return Err(self.unsupported()),
         };
         self.inner.shared.notify.notify_one();
         Ok(n)
@@ -295,48 +278,35 @@ impl Bus {
 
     /// The journal's events, newest first (sqlite, memory).
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<StoredEvent>, BusError> {
-        if let Store::Memory(store) = &self.inner.store {
-            return store.list(&filter, sql::now_ms());
+        match &self.inner.store {
+            Store::Local(store) => store.list(filter).await,
+            Store::Memory(store) => store.list(&filter, now_ms()),
+            Store::Nats(_) => Err(self.unsupported()),
         }
-        self.local()?
-            .call(move |conn, _| sql::list(conn, &filter, sql::now_ms()))
-            .await
     }
 
     /// One event of the journal (sqlite, memory).
     pub async fn show(&self, id: &str) -> Result<Option<StoredEvent>, BusError> {
-        if let Store::Memory(store) = &self.inner.store {
-            return store.show(id);
+        match &self.inner.store {
+            Store::Local(store) => store.show(id.to_owned()).await,
+            Store::Memory(store) => store.show(id),
+            Store::Nats(_) => Err(self.unsupported()),
         }
-        let id = id.to_owned();
-        self.local()?
-            .call(move |conn, _| sql::show(conn, &id))
-            .await
     }
 
     /// Applies retention now (it also runs periodically): prunes delivered events older than
     /// `retention` and dedup entries older than `dedup_window`. Returns the events pruned.
     pub async fn prune(&self) -> Result<u64, BusError> {
-        if let Store::Memory(store) = &self.inner.store {
-            return Ok(store.prune(&self.inner.shared, sql::now_ms()));
+        match &self.inner.store {
+            Store::Local(store) => store.prune().await,
+            Store::Memory(store) => Ok(store.prune(&self.inner.shared, now_ms())),
+            Store::Nats(store) => store.prune(self.inner.shared.retention).await,
         }
-        self.local()?
-            .call(|conn, shared| {
-                let n = sql::prune(conn, shared.retention, shared.dedup_window, sql::now_ms())?;
-                shared
-                    .pending
-                    .store(sql::count_pending(conn)?, Ordering::Relaxed);
-                Ok(n)
-            })
-            .await
     }
 
-    fn local(&self) -> Result<&LocalStore, BusError> {
-        match &self.inner.store {
-            Store::Local(store) => Ok(store),
-            Store::Memory(_) | Store::Nats(_) => Err(BusError::Unsupported {
-                backend: self.inner.backend,
-            }),
+    fn unsupported(&self) -> BusError {
+        BusError::Unsupported {
+            backend: self.inner.backend,
         }
     }
 
@@ -346,6 +316,11 @@ impl Bus {
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
+    }
+
+    /// Where publish hands deliveries to a running dispatcher (sqlite, memory); `None` stops it.
+    pub(crate) fn set_handoff(&self, handoff: Option<Arc<Handoff>>) {
+        self.inner.handoff.store(handoff);
     }
 
     /// Registers routes for publish-time routing.
@@ -359,19 +334,10 @@ impl Bus {
         let n = match &self.inner.store {
             Store::Nats(_) => return Ok(0),
             Store::Memory(store) => match shared.routes.load_full() {
-                Some(routes) => store.route_unrouted(shared, &routes, sql::now_ms()),
+                Some(routes) => store.route_unrouted(shared, &routes, now_ms()),
                 None => 0,
             },
-            Store::Local(store) => {
-                store
-                    .call(|conn, shared| match shared.routes.load_full() {
-                        Some(routes) => {
-                            sql::route_unrouted(conn, &routes, Some(&shared.pending), sql::now_ms())
-                        }
-                        None => Ok(0),
-                    })
-                    .await?
-            }
+            Store::Local(store) => store.route_unrouted().await?,
         };
         shared.notify.notify_one();
         Ok(n)
@@ -381,12 +347,11 @@ impl Bus {
         &self,
         limit: impl Fn(&str) -> usize + Send + 'static,
     ) -> Result<Claimed, BusError> {
-        if let Store::Memory(store) = &self.inner.store {
-            return Ok(store.claim(&limit, sql::now_ms()));
+        match &self.inner.store {
+            Store::Local(store) => store.claim(limit).await,
+            Store::Memory(store) => Ok(store.claim(&limit, now_ms())),
+            Store::Nats(_) => Err(self.unsupported()),
         }
-        self.local()?
-            .call(move |conn, _| sql::claim(conn, &limit, sql::now_ms()))
-            .await
     }
 
     pub(crate) async fn finish(
@@ -395,28 +360,14 @@ impl Bus {
         agent: String,
         outcome: Finish,
     ) -> Result<(), BusError> {
-        if let Store::Memory(store) = &self.inner.store {
-            store.finish(
-                &self.inner.shared,
-                &event_id,
-                &agent,
-                &outcome,
-                sql::now_ms(),
-            );
-            return Ok(());
+        match &self.inner.store {
+            Store::Local(store) => store.finish(event_id, agent, outcome).await,
+            Store::Memory(store) => {
+                store.finish(&self.inner.shared, &event_id, &agent, &outcome, now_ms());
+                Ok(())
+            }
+            Store::Nats(_) => Err(self.unsupported()),
         }
-        self.local()?
-            .call(move |conn, shared| {
-                sql::finish(
-                    conn,
-                    &event_id,
-                    &agent,
-                    &outcome,
-                    Some(&shared.pending),
-                    sql::now_ms(),
-                )
-            })
-            .await
     }
 }
 

@@ -1,3 +1,8 @@
+//! Delivery: the dispatcher's claim loop for the sqlite and memory backends (here) and its
+//! consumer loops for nats (`nats`), both deciding each attempt with [`attempt_once`].
+
+mod nats;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -14,7 +19,7 @@ use tracing::Instrument;
 use crate::agent::{self, Agent};
 use crate::bus::Store;
 use crate::spec::Routes;
-use crate::sql::{self, Finish, Payload, Work};
+use crate::store::{Finish, Payload, Work, dur_ms, now_ms};
 use crate::{AgentSpec, AttemptOutcome, Bus, BusError, DeliveryObserver, RetryPolicy, RouteSpec};
 
 /// Attempts for a delivery whose agent was removed by a reload: it fails visibly, then goes dead.
@@ -227,7 +232,7 @@ impl Dispatcher {
         let main = match state.bus.store() {
             Store::Local(_) | Store::Memory(_) => {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                state.bus.shared().handoff.store(Some(Arc::new(Handoff {
+                state.bus.set_handoff(Some(Arc::new(Handoff {
                     slots,
                     tx,
                     observer: Arc::clone(&state.observer),
@@ -237,7 +242,7 @@ impl Dispatcher {
             }
             Store::Nats(_) => {
                 state.bus.set_routes(routes);
-                tokio::spawn(crate::nats::run(Arc::clone(&state)))
+                tokio::spawn(nats::run(Arc::clone(&state)))
             }
         };
         Ok(Dispatcher { state, main })
@@ -345,14 +350,27 @@ pub(crate) async fn attempt_once(
             .await
         }
     };
+    // An agent's first failure since it last delivered is a WARN with the whole cause (for HTTP,
+    // the error chain down to `Connection refused`, a DNS or TLS failure, or the status): waiting
+    // for the dead letter would keep a broken agent quiet for its whole retry budget.
+    let first_failure = result.is_err() && agent.as_ref().is_some_and(|a| a.failed());
     let decision = match result {
-        Ok(()) => Decision::Delivered,
+        Ok(()) => {
+            if agent.as_ref().is_some_and(|a| a.delivered()) {
+                tracing::info!(agent = %agent_name, "agent delivers again");
+            }
+            Decision::Delivered
+        }
         Err(error) if attempt_no >= max => {
             tracing::warn!(agent = %agent_name, attempts = attempt_no, %error, "delivery dead-lettered");
             Decision::Dead { error }
         }
         Err(error) => {
-            tracing::debug!(agent = %agent_name, attempts = attempt_no, %error, "delivery failed, will retry");
+            if first_failure {
+                tracing::warn!(agent = %agent_name, attempts = attempt_no, %error, "delivery failed, will retry; further failures of this agent are logged at debug until it delivers again");
+            } else {
+                tracing::debug!(agent = %agent_name, attempts = attempt_no, %error, "delivery failed, will retry");
+            }
             let after = state.opts.retry.backoff(attempt_no, &mut rand::rng());
             Decision::Retry { after, error }
         }
@@ -389,8 +407,7 @@ async fn run_local(state: Arc<State>, mut handed: tokio::sync::mpsc::UnboundedRe
                         state.tracker.spawn(deliver_local(Arc::clone(&state), item));
                     }
                     claimed.next_due.map_or(poll, |due| {
-                        Duration::from_millis(u64::try_from(due - sql::now_ms()).unwrap_or(0))
-                            .min(poll)
+                        Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0)).min(poll)
                     })
                 }
                 Err(BusError::Closed) => {
@@ -421,7 +438,7 @@ async fn run_local(state: Arc<State>, mut handed: tokio::sync::mpsc::UnboundedRe
     }
     // Publish stops handing over, and what was handed over but not started goes back to
     // pending, so that a restart (or this journal's next dispatcher) delivers it.
-    shared.handoff.store(None);
+    state.bus.set_handoff(None);
     handed.close();
     while let Ok(work) = handed.try_recv() {
         finish(&state, work.event_id, work.agent, Finish::Release).await;
@@ -461,7 +478,7 @@ async fn deliver_local(state: Arc<State>, work: Work) {
     let outcome = match &attempted.decision {
         Decision::Delivered => Finish::Delivered,
         Decision::Retry { after, error } => Finish::Retry {
-            at: sql::now_ms().saturating_add(sql::dur_ms(*after)),
+            at: now_ms().saturating_add(dur_ms(*after)),
             error: error.clone(),
         },
         Decision::Dead { error } => Finish::Dead {

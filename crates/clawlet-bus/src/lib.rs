@@ -5,7 +5,7 @@
 //! delivery id, and answers only once the event is durable. A [`Dispatcher`] delivers stored events
 //! to agents (exec, HTTP signed with Standard Webhooks, log) with retries, backoff with jitter, dead
 //! letters and per-agent concurrency limits; [`Journal`] serves the CLI's `events` commands from
-//! another process. This crate must never report success for an event it has not stored, and never
+//! another process, and [`NatsAdmin`] serves them on the JetStream stream. This crate must never report success for an event it has not stored, and never
 //! drop an event silently: a full queue or an unreachable backend is an error the caller sees.
 //!
 //! ```
@@ -27,17 +27,22 @@ mod journal;
 mod local;
 mod mem;
 mod nats;
+mod nats_admin;
 mod retry;
 mod spec;
 mod sql;
+mod store;
 mod types;
 
 pub use bus::Bus;
 pub use dispatch::{Dispatcher, DispatcherOptions};
 pub use error::BusError;
 pub use journal::Journal;
+pub use nats_admin::{NatsAdmin, server_addrs};
 pub use retry::RetryPolicy;
-pub use spec::{AgentKind, AgentSpec, AttemptOutcome, DeliveryObserver, NoopObserver, RouteSpec};
+pub use spec::{
+    AgentKind, AgentSpec, AgentStart, AttemptOutcome, DeliveryObserver, NoopObserver, RouteSpec,
+};
 pub use tokio_util::sync::CancellationToken;
 pub use types::{
     Backend, BusOptions, DeliveryRecord, DeliveryStatus, Health, ListFilter, Published,

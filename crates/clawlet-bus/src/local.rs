@@ -1,19 +1,20 @@
 //! The SQLite backend: one writer thread owns the connection and commits
 //! whatever is queued in one transaction (group commit), answering each caller after COMMIT.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use clawlet_events::Envelope;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::BusError;
-use crate::bus::Shared;
-use crate::dedup::Dedup;
+use crate::dedup::{Dedup, dedup_key};
 use crate::sql;
+use crate::store::{Claimed, Finish, Shared, dur_ms, now_ms};
+use crate::{BusError, ListFilter, ReplaySelector, StoredEvent};
 
 /// Runs inside the batch transaction; returns what to tell the caller once the commit is known.
 /// Called with `None` when the transaction could not even begin.
@@ -49,10 +50,24 @@ pub(crate) struct Tx<'a> {
     pub(crate) dedup: &'a mut Dedup,
 }
 
-/// Takes the journal's lock file (`<journal>.lock`), held until the writer ends, waiting up to
-/// `wait` for another holder. Only one daemon may write a journal: the delivery ids it dedups
-/// against live in its memory, so a second writer would store duplicates the first one refuses.
-/// The CLI takes no lock: it never stores an event, and purging keeps the ids it deletes.
+/// The journal file itself, wherever `path` leads: created (empty, which SQLite takes as a new
+/// database) when missing, then resolved through every symlink. The lock is named after this
+/// path, not after the text of the configured one, so that two daemons configured with two
+/// spellings of one file (a symlink, `..`) take the same lock.
+fn real_journal_path(path: &Path) -> Result<PathBuf, BusError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|_| std::fs::canonicalize(path))
+        .map_err(|e| BusError::Storage(format!("cannot open journal {}: {e}", path.display())))
+}
+
+/// Takes the journal's lock file (`<journal>.lock`, next to the real file: see
+/// [`real_journal_path`]), held until the writer ends, waiting up to `wait` for another holder.
+/// Only one daemon may write a journal: the delivery ids it dedups against live in its memory,
+/// so a second writer would store duplicates the first one refuses. The CLI takes no lock: it
+/// never stores an event, and purging keeps the ids it deletes.
 fn lock_journal(path: &Path, wait: Duration) -> Result<std::fs::File, BusError> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
@@ -96,14 +111,12 @@ impl LocalStore {
                 ))
             })?;
         }
+        let path = &real_journal_path(path)?;
         let lock = lock_journal(path, LOCK_WAIT)?;
         let conn = Connection::open(path).map_err(sql::open_failed(path))?;
         sql::configure(&conn).map_err(sql::at_path(path))?;
         let started = Instant::now();
-        let dedup = sql::load_dedup(
-            &conn,
-            sql::now_ms().saturating_sub(sql::dur_ms(shared.dedup_window)),
-        )?;
+        let dedup = sql::load_dedup(&conn, now_ms().saturating_sub(dur_ms(shared.dedup_window)))?;
         tracing::info!(
             delivery_ids = dedup.len(),
             elapsed_ms = started.elapsed().as_millis(),
@@ -186,6 +199,87 @@ impl LocalStore {
         });
         self.jobs.send(job).map_err(|_| BusError::Closed)?;
         rx.await.map_err(|_| BusError::Closed)?
+    }
+}
+
+/// What the bus asks of the journal besides a publish, each run in the writer's next
+/// transaction.
+impl LocalStore {
+    /// The id of the event stored for `envelope`'s handler and delivery id within the dedup
+    /// window, if any: asked of the writer thread, which owns the dedup index.
+    pub(crate) async fn stored(&self, envelope: &Envelope) -> Result<Option<String>, BusError> {
+        let key = dedup_key(&envelope.handler, &envelope.delivery_id);
+        self.call_then(
+            move |tx| {
+                let window = dur_ms(tx.shared.dedup_window);
+                tx.dedup.expire(now_ms().saturating_sub(window));
+                Ok(tx.dedup.get(&key).map(|id| id.to_string()))
+            },
+            |found, _| found,
+        )
+        .await
+    }
+
+    pub(crate) async fn replay(&self, selector: ReplaySelector) -> Result<u64, BusError> {
+        self.call(move |conn, shared| sql::replay(conn, &selector, Some(&shared.pending), now_ms()))
+            .await
+    }
+
+    pub(crate) async fn list(&self, filter: ListFilter) -> Result<Vec<StoredEvent>, BusError> {
+        self.call(move |conn, _| sql::list(conn, &filter, now_ms()))
+            .await
+    }
+
+    pub(crate) async fn show(&self, id: String) -> Result<Option<StoredEvent>, BusError> {
+        self.call(move |conn, _| sql::show(conn, &id)).await
+    }
+
+    pub(crate) async fn prune(&self) -> Result<u64, BusError> {
+        self.call(|conn, shared| {
+            let n = sql::prune(conn, shared.retention, shared.dedup_window, now_ms())?;
+            shared
+                .pending
+                .store(sql::count_pending(conn)?, Ordering::Relaxed);
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Routes the events stored before any routes were registered, with the routes registered
+    /// when the writer gets to it.
+    pub(crate) async fn route_unrouted(&self) -> Result<u64, BusError> {
+        self.call(|conn, shared| match shared.routes.load_full() {
+            Some(routes) => sql::route_unrouted(conn, &routes, Some(&shared.pending), now_ms()),
+            None => Ok(0),
+        })
+        .await
+    }
+
+    pub(crate) async fn claim(
+        &self,
+        limit: impl Fn(&str) -> usize + Send + 'static,
+    ) -> Result<Claimed, BusError> {
+        self.call(move |conn, _| sql::claim(conn, &limit, now_ms()))
+            .await
+    }
+
+    pub(crate) async fn finish(
+        &self,
+        event_id: String,
+        agent: String,
+        outcome: Finish,
+    ) -> Result<(), BusError> {
+        self.call(move |conn, shared| {
+            sql::finish(
+                conn,
+                &event_id,
+                &agent,
+                &outcome,
+                Some(&shared.pending),
+                now_ms(),
+            )
+        })
+        .await
     }
 }
 
@@ -352,8 +446,8 @@ fn finish_checkpoint(conn: &Connection, shared: &Shared) {
 }
 
 fn maintenance(conn: &mut Connection, dedup: &mut Dedup, shared: &Shared) {
-    let now = sql::now_ms();
-    dedup.expire(now.saturating_sub(sql::dur_ms(shared.dedup_window)));
+    let now = now_ms();
+    dedup.expire(now.saturating_sub(dur_ms(shared.dedup_window)));
     let pruned = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(BusError::from)
@@ -390,6 +484,28 @@ mod tests {
         );
         drop(first);
         lock_journal(&path, Duration::ZERO).expect("free again once the holder is gone");
+    }
+
+    /// Two spellings of one journal, a symlink and the file it points to, take one lock.
+    #[test]
+    fn a_symlinked_journal_takes_the_lock_of_the_file_it_points_to() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["real", "other"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let real = dir.path().join("real/journal.db");
+        let other = dir.path().join("other/journal.db");
+        std::os::unix::fs::symlink(&real, &other).unwrap();
+        // The link dangles until the first open creates its target.
+        let first = lock_journal(&real_journal_path(&other).unwrap(), Duration::ZERO).unwrap();
+        assert!(real.is_file());
+        let err = lock_journal(&real_journal_path(&real).unwrap(), Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("real/journal.db.lock"), "{err}");
+        drop(first);
+        let dotted = dir.path().join("other/../real/./journal.db");
+        let _second = lock_journal(&real_journal_path(&dotted).unwrap(), Duration::ZERO).unwrap();
+        let err = lock_journal(&real_journal_path(&other).unwrap(), Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("only one daemon"), "{err}");
     }
 
     #[test]

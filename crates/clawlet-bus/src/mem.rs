@@ -7,11 +7,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::bus::{FULL_RETRY_AFTER, Shared};
+use clawlet_events::Envelope;
+
 use crate::dedup::{Dedup, EventRef, dedup_key};
 use crate::spec::Routes;
-use crate::sql::{
-    Claimed, Finish, Fresh, Inserted, Payload, Placement, Work, dur_ms, from_ms, to_ms,
+use crate::store::{
+    Claimed, FULL_RETRY_AFTER, Finish, Fresh, Inserted, Payload, Placement, Shared, Work, dur_ms,
+    from_ms, to_ms,
 };
 use crate::{
     BusError, DeliveryRecord, DeliveryStatus, ListFilter, Published, ReplaySelector, StoredEvent,
@@ -135,7 +137,8 @@ impl MemStore {
                 retry_after: FULL_RETRY_AFTER,
             });
         }
-        let agents = routes.map(|r| r.agents_for(&env.handler, &env.event_type));
+        let agents =
+            routes.map(|r| r.agents_for(&env.handler, &env.event_type, env.action.as_deref()));
         let seq = state.next_seq;
         state.next_seq += 1;
         let mut taken = Vec::new();
@@ -182,6 +185,17 @@ impl MemStore {
             taken,
             left_pending,
         })
+    }
+
+    /// The id of the event stored for `envelope`'s handler and delivery id within the dedup
+    /// window, if any.
+    pub(crate) fn stored(&self, shared: &Shared, envelope: &Envelope, now: i64) -> Option<String> {
+        let key = dedup_key(&envelope.handler, &envelope.delivery_id);
+        let mut state = self.lock();
+        state
+            .dedup
+            .expire(now.saturating_sub(dur_ms(shared.dedup_window)));
+        state.dedup.get(&key).map(|id| id.to_string())
     }
 
     /// Marks due deliveries in flight, at most `limit(agent)` per agent.
@@ -404,7 +418,7 @@ impl MemStore {
             };
             let was = event.status();
             let env = Arc::clone(&event.fresh.envelope);
-            let agents = routes.agents_for(&env.handler, &env.event_type);
+            let agents = routes.agents_for(&env.handler, &env.event_type, env.action.as_deref());
             event.routed = true;
             for agent in &agents {
                 event.deliveries.push(Delivery {

@@ -15,6 +15,10 @@ pub enum AgentKind {
     Http {
         /// Where to POST.
         url: String,
+        /// `url` as log lines and `last_error` show it, its credentials hidden. The caller
+        /// redacts (the daemon with `clawlet_config::redact_url`): this crate does not decide
+        /// what in a configured URL is secret.
+        shown_url: String,
         /// The `whsec_…` signing secret; `None` sends no `webhook-signature`.
         secret: Option<String>,
         /// Extra headers sent with every request.
@@ -39,6 +43,19 @@ pub struct AgentSpec {
     pub concurrency: usize,
     /// Attempts before the event is dead-lettered for this agent (at least 1; default 10).
     pub max_attempts: u32,
+    /// Where an agent new to a NATS stream starts reading it (default: new events only).
+    pub start: AgentStart,
+}
+
+/// Which stored events an agent receives when it first reads a NATS stream. The other backends
+/// route an event when it is stored, so an agent added later receives only later events there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AgentStart {
+    /// Events stored from the moment the agent is first configured.
+    #[default]
+    New,
+    /// Every event the stream still holds, then new ones.
+    All,
 }
 
 impl AgentSpec {
@@ -50,6 +67,7 @@ impl AgentSpec {
             timeout: Duration::from_secs(30),
             concurrency: 4,
             max_attempts: 10,
+            start: AgentStart::New,
         }
     }
 }
@@ -60,16 +78,32 @@ impl AgentSpec {
 pub struct RouteSpec {
     /// Handler names to match; empty matches every handler.
     pub handlers: Vec<String>,
-    /// Event types to match; empty matches every type.
+    /// Events to match, as a handler's `events` reads them ([`clawlet_events::selects`]): an
+    /// entry names a type (`pull_request`) or a type and action (`pull_request.opened`); empty
+    /// matches every event.
     pub events: Vec<String>,
     /// The agent that receives matching events.
     pub agent: String,
 }
 
 impl RouteSpec {
-    fn matches(&self, handler: &str, event_type: &str) -> bool {
+    fn matches(&self, handler: &str, event_type: &str, action: Option<&str>) -> bool {
         (self.handlers.is_empty() || self.handlers.iter().any(|h| h == handler))
-            && (self.events.is_empty() || self.events.iter().any(|e| e == event_type))
+            && clawlet_events::selects(&self.events, event_type, action)
+    }
+
+    /// Runs every check [`crate::Dispatcher::start`] and [`crate::Dispatcher::reload`] run on
+    /// `agents` and `routes`, without starting or changing anything: for a configuration check,
+    /// and for a reload that builds every part before it swaps any.
+    ///
+    /// # Errors
+    /// [`crate::BusError::Config`]: an agent or route the dispatcher would refuse.
+    pub fn check(agents: &[AgentSpec], routes: &[RouteSpec]) -> Result<(), crate::BusError> {
+        Routes::new(routes.to_vec(), agents)?;
+        for agent in agents {
+            crate::agent::Agent::new(agent.clone())?;
+        }
+        Ok(())
     }
 }
 
@@ -142,11 +176,17 @@ impl Routes {
         self.inline.contains(agent)
     }
 
-    /// The distinct agents, in route order, that receive an event.
-    pub(crate) fn agents_for(&self, handler: &str, event_type: &str) -> Vec<String> {
+    /// The distinct agents, in route order, that receive an event of `event_type` with GitHub's
+    /// `action` (`None` for senders without one: then only entries naming the type match).
+    pub(crate) fn agents_for(
+        &self,
+        handler: &str,
+        event_type: &str,
+        action: Option<&str>,
+    ) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for route in &self.routes {
-            if route.matches(handler, event_type) && !out.contains(&route.agent) {
+            if route.matches(handler, event_type, action) && !out.contains(&route.agent) {
                 out.push(route.agent.clone());
             }
         }
@@ -252,7 +292,7 @@ mod tests {
                 .iter()
                 .map(|k| {
                     let (h, e) = k.split_once('/').unwrap();
-                    format!("{k}={}", r.agents_for(h, e).join("+"))
+                    format!("{k}={}", r.agents_for(h, e, None).join("+"))
                 })
                 .collect::<Vec<_>>()
                 .join(" "),
@@ -263,6 +303,68 @@ mod tests {
 
     fn log(name: &str) -> AgentSpec {
         AgentSpec::new(name, AgentKind::Log)
+    }
+
+    /// A route's `events` read as a handler's do: a type, or a type and action.
+    #[test]
+    fn route_events_match_a_type_or_a_type_and_action() {
+        let agents = [log("opened"), log("prs"), log("paid")];
+        let route = |events: &[&str], agent: &str| RouteSpec {
+            handlers: Vec::new(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            agent: agent.to_owned(),
+        };
+        let routes = Routes::new(
+            vec![
+                route(&["pull_request.opened"], "opened"),
+                route(&["pull_request"], "prs"),
+                route(&["invoice.paid"], "paid"),
+            ],
+            &agents,
+        )
+        .unwrap();
+        for (event_type, action, expected) in [
+            ("pull_request", Some("opened"), "opened+prs"),
+            ("pull_request", Some("closed"), "prs"),
+            ("pull_request", None, "prs"),
+            ("invoice.paid", None, "paid"),
+            ("invoice", Some("paid"), "paid"),
+            ("push", None, ""),
+        ] {
+            assert_eq!(
+                routes.agents_for("github", event_type, action).join("+"),
+                expected,
+                "{event_type} {action:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_refuses_what_the_dispatcher_refuses() {
+        let http = |secret: &str| {
+            AgentSpec::new(
+                "inbox",
+                AgentKind::Http {
+                    url: "http://127.0.0.1:9/".to_owned(),
+                    shown_url: "http://127.0.0.1:9/".to_owned(),
+                    secret: Some(secret.to_owned()),
+                    headers: Vec::new(),
+                },
+            )
+        };
+        let to = |agent: &str| RouteSpec {
+            handlers: Vec::new(),
+            events: Vec::new(),
+            agent: agent.to_owned(),
+        };
+        assert!(RouteSpec::check(&[http("whsec_YWdlbnQ=")], &[to("inbox")]).is_ok());
+        let bad_key = RouteSpec::check(&[http("whsec_!!!")], &[to("inbox")]).unwrap_err();
+        assert!(
+            bad_key.to_string().contains("agent inbox: secret"),
+            "{bad_key}"
+        );
+        let no_agent = RouteSpec::check(&[log("log")], &[to("nobody")]).unwrap_err();
+        assert!(no_agent.to_string().contains("routes[0]"), "{no_agent}");
     }
 
     #[test]

@@ -18,12 +18,22 @@ pub enum Backend {
     Memory,
     /// A NATS JetStream stream shared by any number of daemons.
     Nats {
-        /// Server URL, such as `nats://127.0.0.1:4222`.
+        /// Server URL, such as `nats://127.0.0.1:4222`, or the URLs of a cluster's servers
+        /// separated by commas.
         url: String,
+        /// `url` as log lines and errors show it, its credentials hidden. The caller redacts
+        /// (the daemon with `clawlet_config::redact_url`, each server of the list).
+        shown_url: String,
         /// Stream name, such as `CLAWLET_WEBHOOKS`.
         stream: String,
         /// JetStream's dedup window for `Nats-Msg-Id`.
         duplicate_window: Duration,
+        /// The stream's size cap in bytes: beyond it publishes are refused (503), and no stored
+        /// message is discarded. `None` leaves the stream unbounded.
+        max_bytes: Option<u64>,
+        /// Copies of the stream JetStream keeps on different servers (1 to 5); only a stream
+        /// created by the daemon gets it, an existing one is updated to it.
+        replicas: usize,
     },
 }
 
@@ -47,7 +57,8 @@ pub struct BusOptions {
     pub dedup_window: Duration,
     /// Undelivered events beyond which publish fails fast with [`crate::BusError::Full`].
     pub max_pending: u64,
-    /// How long delivered events are kept before they are pruned (sqlite, memory).
+    /// How long delivered events are kept before they are pruned. On nats, an event goes only
+    /// once every agent consumer on the stream has finished with it.
     pub retention: Duration,
 }
 
@@ -73,8 +84,8 @@ pub enum Published {
     },
     /// The handler already stored this delivery id within the dedup window; nothing was stored.
     Duplicate {
-        /// The id of the event first stored (sqlite, memory). JetStream does not say which
-        /// message a duplicate matched, so the nats backend returns the rejected envelope's id.
+        /// The id of the event first stored. (The nats backend derives event ids from the
+        /// handler and delivery id, so that every daemon knows it without reading it back.)
         event_id: String,
     },
 }

@@ -3,8 +3,13 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::codec::{Codec, STREAM_ENVELOPE_BYTES};
+use super::schema::{SCHEMA_VERSION, schema_version};
 use super::*;
-use crate::spec::{handler_route, log_routes as routes};
+use crate::dedup::{Dedup, dedup_key};
+use crate::spec::{Routes, handler_route, log_routes as routes};
+use crate::store::{Claimed, Finish, Inserted, Payload, Placement};
+use crate::{DeliveryStatus, ListFilter, Published, ReplaySelector};
 
 const WINDOW_MS: i64 = 60_000;
 
@@ -57,6 +62,7 @@ fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent 
         handler: handler.to_owned(),
         source: "github",
         event_type: "push".to_owned(),
+        action: None,
         delivery_id: delivery.to_owned(),
         received_at,
         packed: Codec::pack(&json),

@@ -58,6 +58,7 @@ async fn endpoint(
 fn http_agent(url: &str, max_attempts: u32) -> clawlet_bus::AgentSpec {
     let kind = AgentKind::Http {
         url: url.to_owned(),
+        shown_url: url.to_owned(),
         secret: Some(SECRET.to_owned()),
         headers: vec![("x-agent-token".to_owned(), "t0k".to_owned())],
     };
@@ -272,6 +273,37 @@ async fn exec_failure_and_timeout_are_recorded() {
     dispatcher.join().await;
 }
 
+/// An agent's output reaches `last_error` as an excerpt of its start and end, however much it
+/// wrote: the end is where a failing program says why.
+#[tokio::test]
+async fn last_error_holds_only_an_excerpt_of_a_flood_of_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = script(
+        dir.path(),
+        "exec >&2\necho 'first line'\nhead -c 20000000 /dev/zero | tr '\\0' x\necho\necho 'why it failed'\nexit 4",
+    );
+    let bus = Bus::open(BusOptions::new(Backend::Memory)).await.unwrap();
+    let (observer, mut seen) = recorder(None);
+    let (dispatcher, shutdown) = start(
+        &bus,
+        vec![agent("flood", AgentKind::Exec { command }, 1)],
+        vec![route_all("flood")],
+        observer,
+    );
+    let env = envelope("github", "push", "flood-1");
+    bus.publish(&env).await.unwrap();
+    wait_for(&mut seen, &Seen::Dead("flood".into())).await;
+    let stored = bus.show(&env.id).await.unwrap().unwrap();
+    let error = stored.deliveries[0].last_error.clone().unwrap();
+    assert!(error.len() < 4096, "last_error holds {} bytes", error.len());
+    assert!(error.contains("exit status: 4"), "{error}");
+    assert!(error.contains("first line"), "{error}");
+    assert!(error.ends_with("why it failed"), "{error}");
+    assert!(error.contains("bytes left out"), "{error}");
+    shutdown.cancel();
+    dispatcher.join().await;
+}
+
 #[tokio::test]
 async fn events_stored_before_the_dispatcher_are_routed_when_it_starts() {
     let dir = tempfile::tempdir().unwrap();
@@ -382,6 +414,7 @@ async fn shutdown_finishes_in_flight_and_keeps_the_rest_pending() {
     let mut one_at_a_time = agent(
         "inbox",
         AgentKind::Http {
+            shown_url: url.clone(),
             url,
             secret: None,
             headers: vec![],
@@ -516,4 +549,132 @@ async fn publish_makes_log_deliveries_itself() {
             assert_eq!(stored.deliveries.len(), 3, "{name}");
         }
     }
+}
+
+/// A route's `events:` entry `pull_request.opened` selects by type and action, as a handler's
+/// does: an opened pull request reaches its agent, a closed one does not. Checked both for events
+/// routed when published and for events stored before any routes were registered (routed when
+/// the dispatcher starts, with the action read back from the stored envelope on sqlite).
+#[tokio::test]
+async fn route_events_select_a_type_and_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = Bus::open(BusOptions::new(Backend::Memory)).await.unwrap();
+    for bus in [sqlite_bus(&dir).await, memory] {
+        let name = bus.backend_name();
+        let pull_request = |action: &str, delivery: &str| {
+            let mut env = envelope("github", "pull_request", delivery);
+            env.action = Some(action.to_owned());
+            env
+        };
+        // Stored before the dispatcher starts: routed when it does.
+        bus.publish(&pull_request("opened", "early-opened"))
+            .await
+            .unwrap();
+        bus.publish(&pull_request("closed", "early-closed"))
+            .await
+            .unwrap();
+        let (observer, mut seen) = recorder(None);
+        let (dispatcher, shutdown) = start(
+            &bus,
+            vec![
+                agent("opened", AgentKind::Log, 1),
+                agent("all", AgentKind::Log, 1),
+            ],
+            vec![
+                clawlet_bus::RouteSpec {
+                    handlers: vec![],
+                    events: vec!["pull_request.opened".into()],
+                    agent: "opened".into(),
+                },
+                route_all("all"),
+            ],
+            observer,
+        );
+        // Routed when published.
+        let late_opened = pull_request("opened", "late-opened");
+        let late_closed = pull_request("closed", "late-closed");
+        bus.publish(&late_opened).await.unwrap();
+        bus.publish(&late_closed).await.unwrap();
+        // Every event reaches `all`; what `opened` got by then is all it gets.
+        let mut delivered = Vec::new();
+        let all = Seen::Attempt("all".into(), AttemptOutcome::Delivered);
+        while delivered.iter().filter(|s| **s == all).count() < 4 {
+            delivered.extend(wait_for(&mut seen, &all).await);
+        }
+        shutdown.cancel();
+        dispatcher.join().await;
+        while let Ok(s) = seen.try_recv() {
+            delivered.push(s);
+        }
+        let opened = Seen::Attempt("opened".into(), AttemptOutcome::Delivered);
+        assert_eq!(
+            delivered.iter().filter(|s| **s == opened).count(),
+            2,
+            "{name}: the two opened pull requests, not the closed ones: {delivered:?}"
+        );
+        assert_eq!(bus.health().depth, 0, "{name}");
+        if let Some(stored) = bus.show(&late_closed.id).await.unwrap() {
+            let agents: Vec<&str> = stored.deliveries.iter().map(|d| d.agent.as_str()).collect();
+            assert_eq!(agents, ["all"], "{name}");
+        }
+    }
+}
+
+/// An agent's first failure is logged at WARN at once, with the cause down to the socket's
+/// (`Connection refused`), not only when its retry budget is spent; the failures after it stay
+/// at DEBUG until it delivers again. Without a first WARN, a misconfigured agent stays silent
+/// for the whole backoff schedule, which is hours with the default policy.
+#[tokio::test]
+async fn an_agents_first_failure_is_a_warning_with_its_cause() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let url = format!("http://{closed}/events");
+    let bus = Bus::open(BusOptions::new(Backend::Memory)).await.unwrap();
+    let (observer, mut seen) = recorder(None);
+    let log = crate::LogCapture::start();
+    let (dispatcher, shutdown) = start(
+        &bus,
+        vec![agent(
+            "inbox",
+            AgentKind::Http {
+                url: url.clone(),
+                shown_url: url.clone(),
+                secret: None,
+                headers: vec![],
+            },
+            3,
+        )],
+        vec![route_all("inbox")],
+        observer,
+    );
+    bus.publish(&envelope("github", "push", "refused"))
+        .await
+        .unwrap();
+    wait_for(&mut seen, &Seen::Dead("inbox".into())).await;
+    shutdown.cancel();
+    dispatcher.join().await;
+    let log = log.finish();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("delivery failed, will retry"))
+        .collect();
+    assert_eq!(
+        failures.len(),
+        2,
+        "attempts 1 and 2 failed, 3 went dead:\n{log}"
+    );
+    assert!(
+        failures[0].contains("WARN")
+            && failures[0].contains("Connection refused")
+            && failures[0].contains(&format!("POST {url}")),
+        "the first failure, with its cause: {}",
+        failures[0]
+    );
+    assert!(
+        failures[1].contains("DEBUG"),
+        "the second failure: {}",
+        failures[1]
+    );
 }

@@ -20,6 +20,69 @@ use clawlet_bus::{
 use clawlet_events::{Envelope, Source};
 use tokio::sync::mpsc;
 
+/// Reports that `test` lacks a prerequisite (`what`). Under CI (`CI=true`) that is a failure: a
+/// silent `ok` would hide work nobody checked. Elsewhere the skip goes straight to stderr, which
+/// libtest does not capture, so that `cargo test` shows it.
+pub(crate) fn skip_or_fail(test: &str, what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} cannot run under CI=true: {what}");
+    }
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "skipping {test}: {what}");
+}
+
+thread_local! {
+    /// What this thread logged since its [`LogCapture`] started; `None` when none runs.
+    static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes log output into the current thread's capture, if one is running, else nowhere.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED.with(|captured| {
+            if let Some(out) = captured.borrow_mut().as_mut() {
+                out.extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures what this thread logs, at debug and above. A test using it runs on a current-thread
+/// runtime, so the dispatcher's tasks log on the test's thread. One global subscriber serves
+/// every test: tracing caches per call site whether anyone listens, and a subscriber set later
+/// for one thread can miss that cache when tests run in parallel.
+pub(crate) struct LogCapture;
+
+impl LogCapture {
+    pub(crate) fn start() -> Self {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| ThreadWriter)
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .without_time()
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+        });
+        CAPTURED.with(|captured| *captured.borrow_mut() = Some(Vec::new()));
+        LogCapture
+    }
+
+    pub(crate) fn finish(self) -> String {
+        let bytes = CAPTURED
+            .with(|captured| captured.borrow_mut().take())
+            .unwrap_or_default();
+        String::from_utf8(bytes).unwrap()
+    }
+}
+
 /// Longest a test waits for something the dispatcher does; far above what it needs.
 const WAIT: Duration = Duration::from_secs(20);
 

@@ -150,6 +150,52 @@ async fn full_queue_refuses_then_accepts_after_delivery() {
     dispatcher.join().await;
 }
 
+/// A sender that resends a delivery the queue already holds gets `duplicate`, full queue or not:
+/// a 503 would only make it retry something that is stored.
+#[tokio::test]
+async fn a_full_queue_still_answers_duplicate_for_a_stored_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in [
+        Backend::Memory,
+        Backend::Sqlite {
+            path: dir.path().join("journal.db"),
+        },
+    ] {
+        let name = backend.name();
+        let mut opts = BusOptions::new(backend);
+        opts.max_pending = 2;
+        let bus = Bus::open(opts).await.unwrap();
+        let mut stored = Vec::new();
+        for i in 0..2 {
+            let env = envelope("github", "push", &format!("d{i}"));
+            assert!(
+                matches!(bus.publish(&env).await.unwrap(), Published::Accepted { .. }),
+                "{name}"
+            );
+            stored.push(env.id);
+        }
+        assert!(!bus.health().accepting, "{name}");
+        for (i, id) in stored.iter().enumerate() {
+            let resent = bus
+                .publish(&envelope("github", "push", &format!("d{i}")))
+                .await;
+            assert_eq!(
+                resent.unwrap(),
+                Published::Duplicate {
+                    event_id: id.clone()
+                },
+                "{name}"
+            );
+        }
+        let err = bus
+            .publish(&envelope("github", "push", "d2"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BusError::Full { .. }), "{name}: {err:?}");
+        assert_eq!(bus.health().depth, 2, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn journal_directory_is_created() {
     let dir = tempfile::tempdir().unwrap();
