@@ -10,12 +10,12 @@ use axum::Router;
 use axum::http::HeaderName;
 use axum::routing::get;
 use clawlet_bus::Bus;
-use clawlet_ratelimit::{KeyedLimiter, Quota};
+use clawlet_ratelimit::{Ipv6Prefix, KeyedLimiter, Quota};
 
 use crate::client_ip::NetSet;
 use crate::error::HttpError;
 use crate::metrics::Metrics;
-use crate::spec::{HandlerSpec, LogSpec, RuntimeSpec};
+use crate::spec::{HandlerRateLimit, HandlerSpec, LogSpec, RuntimeSpec};
 
 /// The clock that signature checks with a timestamp compare against: Unix seconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -29,9 +29,33 @@ pub(crate) struct AppInner {
     pub(crate) bus: Bus,
     pub(crate) clock: Clock,
     pub(crate) metrics: Metrics,
+    /// Keeps 503 warnings to one a second under a flood.
+    pub(crate) unavailable_log: crate::pipeline::Throttle,
     /// Reloads read the current runtime to carry rate-limit state over; two at once could
     /// each carry over from the same old one.
     reload: Mutex<()>,
+}
+
+/// A [`RuntimeSpec`] checked and built by [`App::prepare`], waiting for [`App::install`].
+pub struct PreparedRuntime(Runtime);
+
+impl fmt::Debug for PreparedRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedRuntime")
+            .field("handlers", &self.0.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeSpec {
+    /// Runs every check [`App::new`] and [`App::reload`] run, without a bus or a server: for a
+    /// configuration check that builds nothing it keeps.
+    ///
+    /// # Errors
+    /// As for [`App::new`].
+    pub fn check(&self) -> Result<(), HttpError> {
+        Runtime::compile(self.clone(), None).map(drop)
+    }
 }
 
 /// A [`RuntimeSpec`] checked and compiled for the request path.
@@ -39,6 +63,8 @@ pub(crate) struct Runtime {
     pub(crate) by_path: HashMap<String, Arc<Handler>>,
     pub(crate) names: Vec<String>,
     pub(crate) trusted_proxies: NetSet,
+    /// How IPv6 clients are keyed in every limiter below.
+    pub(crate) ipv6_prefix: Ipv6Prefix,
     pub(crate) max_body_bytes: usize,
     pub(crate) logging: LogSpec,
     global_limiter: Option<Arc<KeyedLimiter<IpAddr>>>,
@@ -48,7 +74,8 @@ pub(crate) struct Handler {
     pub(crate) spec: HandlerSpec,
     pub(crate) allowed_ips: NetSet,
     pub(crate) limiter: Option<Arc<KeyedLimiter<IpAddr>>>,
-    /// Headers never logged for this handler: the usual secrets plus its own signature header.
+    /// Headers never logged for this handler besides those named like credentials: its own
+    /// signature header.
     pub(crate) redacted: Vec<HeaderName>,
 }
 
@@ -78,14 +105,13 @@ impl App {
             bus,
             clock,
             metrics: Metrics::new(),
+            unavailable_log: crate::pipeline::Throttle::default(),
             reload: Mutex::new(()),
         })))
     }
 
-    /// Replaces handlers, secrets, allowlists, rate limits and logging in one atomic swap.
-    ///
-    /// Requests already past routing finish with the state they started with; open connections
-    /// are untouched. Rate-limit state carries over for every quota that did not change.
+    /// Replaces handlers, secrets, allowlists, rate limits and logging in one atomic swap:
+    /// [`App::prepare`] then [`App::install`].
     ///
     /// # Errors
     /// As for [`App::new`]; the running state then stays in place.
@@ -96,10 +122,32 @@ impl App {
             .reload
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let old = self.0.runtime.load_full();
-        let runtime = Runtime::compile(spec, Some(&old))?;
-        self.0.runtime.store(Arc::new(runtime));
+        let prepared = self.prepare(spec)?;
+        self.install(prepared);
         Ok(())
+    }
+
+    /// Checks `spec` and builds everything a swap needs, without changing what is served.
+    ///
+    /// A caller that also swaps other parts (agents, routes, a certificate) prepares every part
+    /// first and installs only once all of them were built, so that a refused reload leaves all
+    /// of them as they were. Rate-limit state carries over for every quota that did not change.
+    /// Prepare and install from one task at a time: two interleaved pairs could each carry
+    /// state over from the same old runtime ([`App::reload`] serialises itself).
+    ///
+    /// # Errors
+    /// As for [`App::new`].
+    pub fn prepare(&self, spec: RuntimeSpec) -> Result<PreparedRuntime, HttpError> {
+        let old = self.0.runtime.load();
+        Ok(PreparedRuntime(Runtime::compile(spec, Some(&old))?))
+    }
+
+    /// Serves what [`App::prepare`] built, in one atomic swap; it cannot fail.
+    ///
+    /// Requests already past routing finish with the state they started with; open connections
+    /// are untouched.
+    pub fn install(&self, prepared: PreparedRuntime) {
+        self.0.runtime.store(Arc::new(prepared.0));
     }
 
     /// The metrics registry; hand it to the bus's dispatcher as its `DeliveryObserver`.
@@ -129,21 +177,16 @@ impl App {
     }
 }
 
-/// Headers that carry credentials or signatures, never logged.
-pub(crate) const ALWAYS_REDACTED: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-hub-signature",
-    "x-hub-signature-256",
-    "stripe-signature",
-    "webhook-signature",
-    "svix-signature",
-];
-
 impl Runtime {
     fn compile(spec: RuntimeSpec, old: Option<&Runtime>) -> Result<Self, HttpError> {
+        let ipv6_prefix = Ipv6Prefix::new(spec.rate_limit_ipv6_prefix).map_err(|source| {
+            HttpError::RateLimit {
+                scope: "rate_limit".to_owned(),
+                source,
+            }
+        })?;
+        // Limiter state keyed one way means nothing when keyed another: start afresh.
+        let old = old.filter(|old| old.ipv6_prefix == ipv6_prefix);
         if spec.max_body_bytes == 0 {
             return Err(HttpError::ZeroBodyLimit);
         }
@@ -188,27 +231,27 @@ impl Runtime {
                 });
             }
             let limiter = match handler.rate_limit {
-                Some(quota) => {
+                HandlerRateLimit::Own(quota) => {
                     let previous = old
                         .and_then(|old| old.by_path.values().find(|h| h.spec.name == handler.name))
                         // Only a handler's own limiter carries over, never the shared one.
-                        .filter(|h| h.spec.rate_limit.is_some())
+                        .filter(|h| matches!(h.spec.rate_limit, HandlerRateLimit::Own(_)))
                         .and_then(|h| h.limiter.as_ref());
                     limiter(Some(quota), previous, &format!("handler {}", handler.name))?
                 }
-                None => global_limiter.clone(),
+                HandlerRateLimit::Global => global_limiter.clone(),
+                HandlerRateLimit::Off => None,
             };
             let allowed_ips = handler
                 .allowed_ips
                 .as_deref()
                 .map_or_else(|| global_allow.clone(), NetSet::new);
-            let mut redacted: Vec<HeaderName> = ALWAYS_REDACTED
-                .iter()
-                .map(|name| HeaderName::from_static(name))
+            let redacted: Vec<HeaderName> = handler
+                .verifier
+                .signature_header()
+                .cloned()
+                .into_iter()
                 .collect();
-            if let Some(own) = handler.verifier.signature_header() {
-                redacted.push(own.clone());
-            }
             names.push(handler.name.clone());
             by_path.insert(
                 handler.path.clone(),
@@ -224,6 +267,7 @@ impl Runtime {
             by_path,
             names,
             trusted_proxies: NetSet::new(&spec.trusted_proxies),
+            ipv6_prefix,
             max_body_bytes: spec.max_body_bytes,
             logging: spec.logging,
             global_limiter,

@@ -3,6 +3,9 @@
 //! The socket peer is the truth unless it is one of our own reverse proxies; only then are
 //! `X-Forwarded-For` and `Forwarded` read, from the right, skipping our proxies, because every
 //! entry to the left of the first untrusted one could have been written by the client itself.
+//! A request from one of our proxies whose headers do not name its client is refused: taking the
+//! proxy's own address instead would let any client borrow it, with its allowlist entry and its
+//! rate-limit bucket.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -54,42 +57,71 @@ pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
-/// The address the request comes from: the peer, or what our trusted proxies say the peer was.
-///
-/// When both `X-Forwarded-For` and `Forwarded` are present and name different clients, neither
-/// is believed: a proxy writes one of them, and the other may be the client's own forgery.
-pub(crate) fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &NetSet) -> IpAddr {
-    let peer = canonical(peer);
-    if trusted.is_empty() || !trusted.contains(peer) {
-        return peer;
-    }
-    let xff = joined(headers, X_FORWARDED_FOR)
-        .map(|value| walk(peer, value.split(',').map(parse_hop).rev(), trusted));
-    let fwd = joined(headers, FORWARDED.as_str())
-        .map(|value| walk(peer, value.split(',').map(forwarded_for).rev(), trusted));
-    match (xff, fwd) {
-        (Some(a), Some(b)) if a != b => peer,
-        (Some(ip), _) | (None, Some(ip)) => ip,
-        (None, None) => peer,
+/// Why a request from a trusted proxy has no client address we can believe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unresolved {
+    /// Neither `X-Forwarded-For` nor `Forwarded` was sent.
+    Missing,
+    /// A hop we had to read is empty, `unknown`, an obfuscated name or not an address.
+    Unreadable,
+    /// Both headers are present and name different clients.
+    Conflict,
+}
+
+impl Unresolved {
+    /// The reason in the request log and the metrics label.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Self::Missing => "forwarded_missing",
+            Self::Unreadable => "forwarded_unreadable",
+            Self::Conflict => "forwarded_conflict",
+        }
     }
 }
 
-/// The right-most hop not in `trusted`; an unreadable hop stops the walk at the last hop we
-/// could read, since nothing to its left can be attributed to anyone.
-fn walk(
+/// The address the request comes from: the peer, or what our trusted proxies say the peer was.
+///
+/// A trusted proxy's own address is never the answer: when its forwarding headers are missing,
+/// unreadable, or disagree with each other (a proxy writes one of them, and the other may be the
+/// client's own forgery), there is no client address, and the caller refuses the request.
+pub(crate) fn resolve(
     peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &NetSet,
+) -> Result<IpAddr, Unresolved> {
+    let peer = canonical(peer);
+    if trusted.is_empty() || !trusted.contains(peer) {
+        return Ok(peer);
+    }
+    let xff = joined(headers, X_FORWARDED_FOR)
+        .map(|value| walk(value.split(',').map(parse_hop).rev(), trusted));
+    let fwd = joined(headers, FORWARDED.as_str())
+        .map(|value| walk(value.split(',').map(forwarded_for).rev(), trusted));
+    match (xff, fwd) {
+        (None, None) => Err(Unresolved::Missing),
+        (Some(Err(err)), _) | (_, Some(Err(err))) => Err(err),
+        (Some(Ok(a)), Some(Ok(b))) if a != b => Err(Unresolved::Conflict),
+        (Some(Ok(ip)), _) | (None, Some(Ok(ip))) => Ok(ip),
+    }
+}
+
+/// The right-most hop not in `trusted`, or the left-most hop when every one is trusted (our own
+/// proxies vouch for it). A hop that cannot be read before an untrusted one is found makes the
+/// whole list unreadable: the hops to its left cannot be attributed to anyone. Hops to the left
+/// of the first untrusted one were written by the client and are never read.
+fn walk(
     hops_right_to_left: impl Iterator<Item = Option<IpAddr>>,
     trusted: &NetSet,
-) -> IpAddr {
-    let mut client = peer;
+) -> Result<IpAddr, Unresolved> {
+    let mut client = None;
     for hop in hops_right_to_left {
-        let Some(ip) = hop else { break };
-        client = ip;
+        let ip = hop.ok_or(Unresolved::Unreadable)?;
+        client = Some(ip);
         if !trusted.contains(ip) {
             break;
         }
     }
-    client
+    client.ok_or(Unresolved::Unreadable)
 }
 
 /// All instances of a header, in order, as one comma-separated list (RFC 9110 section 5.3).
@@ -121,8 +153,8 @@ fn parse_hop(entry: &str) -> Option<IpAddr> {
     bracketed.parse::<IpAddr>().ok().map(canonical)
 }
 
-/// The `for=` node of one `Forwarded` element (RFC 7239); `unknown` and obfuscated names are
-/// unreadable.
+/// The `for=` node of one `Forwarded` element (RFC 7239); an element without one, `unknown`
+/// and obfuscated names (`_hidden`) are unreadable.
 fn forwarded_for(element: &str) -> Option<IpAddr> {
     element.split(';').find_map(|pair| {
         let (key, value) = pair.split_once('=')?;
@@ -145,6 +177,7 @@ mod tests {
         )
     }
 
+    /// `expected` is an address, or the code of the reason there is none.
     fn check(peer: &str, headers: &[(&str, &str)], trusted: &[&str], expected: &str) {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
@@ -153,176 +186,195 @@ mod tests {
                 value.parse().unwrap(),
             );
         }
-        let got = resolve(peer.parse().unwrap(), &map, &nets(trusted));
+        let got = match resolve(peer.parse().unwrap(), &map, &nets(trusted)) {
+            Ok(ip) => ip.to_string(),
+            Err(reason) => reason.code().to_owned(),
+        };
         assert_eq!(
-            got,
-            expected.parse::<IpAddr>().unwrap(),
+            got, expected,
             "peer {peer}, headers {headers:?}, trusted {trusted:?}"
         );
     }
 
+    /// Peer, headers, trusted proxies, and the address or refusal expected.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+
     const PROXY: &[&str] = &["10.0.0.0/8"];
+    const XFF: &str = "x-forwarded-for";
+    const FWD: &str = "forwarded";
+    const MISSING: &str = "forwarded_missing";
+    const UNREADABLE: &str = "forwarded_unreadable";
+    const CONFLICT: &str = "forwarded_conflict";
 
     #[test]
     fn client_ip_resolution() {
-        // No trusted proxies: headers are never read.
-        check(
-            "203.0.113.5",
-            &[("x-forwarded-for", "1.2.3.4")],
-            &[],
-            "203.0.113.5",
-        );
-        // Peer not trusted: headers ignored.
-        check(
-            "203.0.113.5",
-            &[("x-forwarded-for", "1.2.3.4")],
-            PROXY,
-            "203.0.113.5",
-        );
-        // Trusted peer: the right-most untrusted hop.
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "1.2.3.4")],
-            PROXY,
-            "1.2.3.4",
-        );
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "6.6.6.6, 1.2.3.4")],
-            PROXY,
-            "1.2.3.4",
-        );
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.2")],
-            PROXY,
-            "1.2.3.4",
-        );
-        // Several header instances form one list.
-        check(
-            "10.0.0.1",
-            &[
-                ("x-forwarded-for", "6.6.6.6"),
-                ("x-forwarded-for", "1.2.3.4, 10.9.9.9"),
-            ],
-            PROXY,
-            "1.2.3.4",
-        );
-        // Every hop trusted: the left-most one is the client.
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "10.1.1.1, 10.2.2.2")],
-            PROXY,
-            "10.1.1.1",
-        );
-        // Trusted peer without headers: the peer.
-        check("10.0.0.1", &[], PROXY, "10.0.0.1");
-        // Garbage stops the walk at the last readable hop.
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "1.2.3.4, nonsense")],
-            PROXY,
-            "10.0.0.1",
-        );
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "nonsense, 10.3.3.3")],
-            PROXY,
-            "10.3.3.3",
-        );
-        check("10.0.0.1", &[("x-forwarded-for", "")], PROXY, "10.0.0.1");
-        // Ports and brackets as some proxies write them.
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "1.2.3.4:5678")],
-            PROXY,
-            "1.2.3.4",
-        );
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "[2001:db8::1]:443")],
-            PROXY,
-            "2001:db8::1",
-        );
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "[2001:db8::1]")],
-            PROXY,
-            "2001:db8::1",
-        );
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "2001:db8::1")],
-            PROXY,
-            "2001:db8::1",
-        );
-        // IPv4-mapped IPv6 is normalised, both for the peer and for hops.
-        check("::ffff:203.0.113.5", &[], &[], "203.0.113.5");
-        check(
-            "::ffff:10.0.0.1",
-            &[("x-forwarded-for", "::ffff:1.2.3.4")],
-            PROXY,
-            "1.2.3.4",
-        );
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "1.2.3.4")],
-            &["::ffff:10.0.0.0/104"],
-            "1.2.3.4",
-        );
-        // Forwarded (RFC 7239).
-        check(
-            "10.0.0.1",
-            &[("forwarded", "for=1.2.3.4")],
-            PROXY,
-            "1.2.3.4",
-        );
-        check(
-            "10.0.0.1",
-            &[(
-                "forwarded",
-                "for=6.6.6.6, for=1.2.3.4;proto=https;by=10.0.0.1",
-            )],
-            PROXY,
-            "1.2.3.4",
-        );
-        check(
-            "10.0.0.1",
-            &[("forwarded", "For=\"[2001:db8:cafe::17]:4711\"")],
-            PROXY,
-            "2001:db8:cafe::17",
-        );
-        check(
-            "10.0.0.1",
-            &[("forwarded", "for=unknown")],
-            PROXY,
-            "10.0.0.1",
-        );
-        check(
-            "10.0.0.1",
-            &[("forwarded", "for=_hidden, for=10.4.4.4")],
-            PROXY,
-            "10.4.4.4",
-        );
-        check(
-            "10.0.0.1",
-            &[("forwarded", "proto=https")],
-            PROXY,
-            "10.0.0.1",
-        );
-        // Both headers agreeing: believed; disagreeing: neither.
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=1.2.3.4")],
-            PROXY,
-            "1.2.3.4",
-        );
-        check(
-            "10.0.0.1",
-            &[("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=1.2.3.4")],
-            PROXY,
-            "10.0.0.1",
-        );
+        let cases: &[Case<'_>] = &[
+            // No trusted proxies: headers are never read, whatever they hold.
+            ("203.0.113.5", &[(XFF, "1.2.3.4")], &[], "203.0.113.5"),
+            ("203.0.113.5", &[(XFF, "unknown")], &[], "203.0.113.5"),
+            // Peer not trusted: headers ignored, even garbage or a conflict.
+            ("203.0.113.5", &[(XFF, "1.2.3.4")], PROXY, "203.0.113.5"),
+            ("203.0.113.5", &[(XFF, "")], PROXY, "203.0.113.5"),
+            (
+                "203.0.113.5",
+                &[(XFF, "1.2.3.4"), (FWD, "for=5.6.7.8")],
+                PROXY,
+                "203.0.113.5",
+            ),
+            // Trusted peer: the right-most untrusted hop.
+            ("10.0.0.1", &[(XFF, "1.2.3.4")], PROXY, "1.2.3.4"),
+            ("10.0.0.1", &[(XFF, "6.6.6.6, 1.2.3.4")], PROXY, "1.2.3.4"),
+            (
+                "10.0.0.1",
+                &[(XFF, "6.6.6.6, 1.2.3.4, 10.0.0.2")],
+                PROXY,
+                "1.2.3.4",
+            ),
+            // Several header instances form one list.
+            (
+                "10.0.0.1",
+                &[(XFF, "6.6.6.6"), (XFF, "1.2.3.4, 10.9.9.9")],
+                PROXY,
+                "1.2.3.4",
+            ),
+            // Every hop trusted: the left-most one, which our own proxies vouch for.
+            (
+                "10.0.0.1",
+                &[(XFF, "10.1.1.1, 10.2.2.2")],
+                PROXY,
+                "10.1.1.1",
+            ),
+            // Trusted peer without headers: nobody is named, and the proxy is not the answer.
+            ("10.0.0.1", &[], PROXY, MISSING),
+            ("10.0.0.1", &[("x-real-ip", "1.2.3.4")], PROXY, MISSING),
+            // A hop we must read that is not an address: refused, never the proxy.
+            ("10.0.0.1", &[(XFF, "")], PROXY, UNREADABLE),
+            ("10.0.0.1", &[(XFF, " ")], PROXY, UNREADABLE),
+            ("10.0.0.1", &[(XFF, "unknown")], PROXY, UNREADABLE),
+            ("10.0.0.1", &[(XFF, "nonsense")], PROXY, UNREADABLE),
+            ("10.0.0.1", &[(XFF, "1.2.3.4, nonsense")], PROXY, UNREADABLE),
+            ("10.0.0.1", &[(XFF, "1.2.3.4,")], PROXY, UNREADABLE),
+            (
+                "10.0.0.1",
+                &[(XFF, "nonsense, 10.3.3.3")],
+                PROXY,
+                UNREADABLE,
+            ),
+            ("10.0.0.1", &[(XFF, "1.2.3.4/32")], PROXY, UNREADABLE),
+            // Garbage to the left of the client was written by the client: ignored.
+            ("10.0.0.1", &[(XFF, "nonsense, 1.2.3.4")], PROXY, "1.2.3.4"),
+            ("10.0.0.1", &[(XFF, "unknown, , 1.2.3.4")], PROXY, "1.2.3.4"),
+            // Ports and brackets as some proxies write them.
+            ("10.0.0.1", &[(XFF, "1.2.3.4:5678")], PROXY, "1.2.3.4"),
+            (
+                "10.0.0.1",
+                &[(XFF, "[2001:db8::1]:443")],
+                PROXY,
+                "2001:db8::1",
+            ),
+            ("10.0.0.1", &[(XFF, "[2001:db8::1]")], PROXY, "2001:db8::1"),
+            ("10.0.0.1", &[(XFF, "2001:db8::1")], PROXY, "2001:db8::1"),
+            // IPv4-mapped IPv6 is normalised, both for the peer and for hops.
+            ("::ffff:203.0.113.5", &[], &[], "203.0.113.5"),
+            (
+                "::ffff:10.0.0.1",
+                &[(XFF, "::ffff:1.2.3.4")],
+                PROXY,
+                "1.2.3.4",
+            ),
+            (
+                "10.0.0.1",
+                &[(XFF, "1.2.3.4")],
+                &["::ffff:10.0.0.0/104"],
+                "1.2.3.4",
+            ),
+            ("::ffff:10.0.0.1", &[], PROXY, MISSING),
+            // Forwarded (RFC 7239).
+            ("10.0.0.1", &[(FWD, "for=1.2.3.4")], PROXY, "1.2.3.4"),
+            (
+                "10.0.0.1",
+                &[(FWD, "for=6.6.6.6, for=1.2.3.4;proto=https;by=10.0.0.1")],
+                PROXY,
+                "1.2.3.4",
+            ),
+            (
+                "10.0.0.1",
+                &[(FWD, "For=\"[2001:db8:cafe::17]:4711\"")],
+                PROXY,
+                "2001:db8:cafe::17",
+            ),
+            ("10.0.0.1", &[(FWD, "for=unknown")], PROXY, UNREADABLE),
+            ("10.0.0.1", &[(FWD, "for=_hidden")], PROXY, UNREADABLE),
+            (
+                "10.0.0.1",
+                &[(FWD, "for=_hidden, for=10.4.4.4")],
+                PROXY,
+                UNREADABLE,
+            ),
+            (
+                "10.0.0.1",
+                &[(FWD, "for=_hidden, for=1.2.3.4")],
+                PROXY,
+                "1.2.3.4",
+            ),
+            ("10.0.0.1", &[(FWD, "for=")], PROXY, UNREADABLE),
+            ("10.0.0.1", &[(FWD, "proto=https")], PROXY, UNREADABLE),
+            ("10.0.0.1", &[(FWD, "")], PROXY, UNREADABLE),
+            // Both headers agreeing: believed.
+            (
+                "10.0.0.1",
+                &[(XFF, "1.2.3.4"), (FWD, "for=1.2.3.4")],
+                PROXY,
+                "1.2.3.4",
+            ),
+            (
+                "10.0.0.1",
+                &[(XFF, "6.6.6.6, 1.2.3.4"), (FWD, "for=1.2.3.4;proto=https")],
+                PROXY,
+                "1.2.3.4",
+            ),
+            // Disagreeing, or one of them unreadable: neither is believed, nor is the proxy.
+            (
+                "10.0.0.1",
+                &[(XFF, "6.6.6.6"), (FWD, "for=1.2.3.4")],
+                PROXY,
+                CONFLICT,
+            ),
+            (
+                "10.0.0.1",
+                &[(XFF, "1.2.3.4"), (FWD, "for=1.2.3.4, for=6.6.6.6")],
+                PROXY,
+                CONFLICT,
+            ),
+            (
+                "10.0.0.1",
+                &[(XFF, "1.2.3.4"), (FWD, "for=unknown")],
+                PROXY,
+                UNREADABLE,
+            ),
+            (
+                "10.0.0.1",
+                &[(XFF, "unknown"), (FWD, "for=1.2.3.4")],
+                PROXY,
+                UNREADABLE,
+            ),
+            (
+                "10.0.0.1",
+                &[(XFF, "1.2.3.4"), (FWD, "proto=https")],
+                PROXY,
+                UNREADABLE,
+            ),
+            // The case: nginx writes X-Forwarded-For, the client adds Forwarded.
+            (
+                "127.0.0.1",
+                &[(XFF, "203.0.113.9"), (FWD, "for=192.30.252.1")],
+                &["127.0.0.1/32"],
+                CONFLICT,
+            ),
+        ];
+        for (peer, headers, trusted, expected) in cases {
+            check(peer, headers, trusted, expected);
+        }
     }
 
     #[test]

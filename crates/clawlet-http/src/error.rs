@@ -10,6 +10,7 @@ use clawlet_bus::BusError;
 use clawlet_events::ParseError;
 use clawlet_verify::VerifyError;
 
+use crate::client_ip::Unresolved;
 use crate::spec::ResponseType;
 
 /// A server setting that cannot work; the message names the handler or file to fix.
@@ -94,7 +95,14 @@ pub(crate) enum ApiError {
     NotFound,
     MethodNotAllowed,
     Forbidden,
-    RateLimited { retry_after: Duration },
+    /// A trusted proxy sent no usable client address: refused like an address not on the
+    /// allowlist, since no allowlist or rate limit can be applied to it.
+    ClientUnknown(Unresolved),
+    RateLimited {
+        retry_after: Duration,
+    },
+    /// Taking this body would put more than `limits.max_inflight_body_bytes` in memory.
+    BodyBudget,
     PayloadTooLarge,
     BadBody,
     Unauthorized(VerifyError),
@@ -107,13 +115,18 @@ pub(crate) enum ApiError {
 /// The wait given when the bus fails without saying how long to wait.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(10);
 
+/// The wait given when the in-flight body budget is spent: bodies in flight finish within the
+/// request timeout, most far sooner, and a sender that retries costs us only a request head.
+const BODY_BUDGET_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 impl ApiError {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ClientUnknown(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyBudget => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadBody => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -132,8 +145,9 @@ impl ApiError {
         match self {
             Self::NotFound => "not found",
             Self::MethodNotAllowed => "method not allowed",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden | Self::ClientUnknown(_) => "forbidden",
             Self::RateLimited { .. } => "too many requests",
+            Self::BodyBudget => "temporarily unavailable",
             Self::PayloadTooLarge => "payload too large",
             Self::BadBody => "could not read the request body",
             Self::Unauthorized(_) => "invalid signature",
@@ -151,7 +165,9 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Forbidden => "ip_not_allowed",
+            Self::ClientUnknown(why) => why.code(),
             Self::RateLimited { .. } => "rate_limited",
+            Self::BodyBudget => "body_budget_exhausted",
             Self::PayloadTooLarge => "payload_too_large",
             Self::BadBody => "body_read_failed",
             Self::Unauthorized(err) => err.code(),
@@ -165,6 +181,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::BodyBudget => Some(BODY_BUDGET_RETRY_AFTER),
             Self::Unavailable(err) => Some(err.retry_after().unwrap_or(DEFAULT_RETRY_AFTER)),
             _ => None,
         }
@@ -221,5 +238,36 @@ mod tests {
         check(Duration::from_secs(1), 1);
         check(Duration::from_millis(1001), 2);
         check(Duration::from_secs(59), 59);
+    }
+
+    #[test]
+    fn refusals_at_the_edge() {
+        fn check(err: &ApiError, status: u16, retry_after: Option<&str>, reason: &str) {
+            let response = err.render(ResponseType::Json);
+            assert_eq!(response.status().as_u16(), status, "{err:?}");
+            assert_eq!(
+                response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .map(|v| v.to_str().unwrap()),
+                retry_after,
+                "{err:?}"
+            );
+            assert_eq!(err.reason(), reason);
+        }
+        check(
+            &ApiError::BodyBudget,
+            503,
+            Some("2"),
+            "body_budget_exhausted",
+        );
+        for (why, reason) in [
+            (Unresolved::Missing, "forwarded_missing"),
+            (Unresolved::Unreadable, "forwarded_unreadable"),
+            (Unresolved::Conflict, "forwarded_conflict"),
+        ] {
+            check(&ApiError::ClientUnknown(why), 403, None, reason);
+        }
+        check(&ApiError::Forbidden, 403, None, "ip_not_allowed");
     }
 }

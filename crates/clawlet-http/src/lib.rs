@@ -9,14 +9,22 @@
 //! Decisions a caller should know:
 //! - Order per request, cheapest first: client IP → allowlist (403) → rate limit (429 with
 //!   `Retry-After`) → body size (413: a declared length over the limit is refused unread, a
-//!   chunked body is dropped at the first chunk past it) → signature (401) → parse (400/415) →
-//!   event filter → publish. 2xx only for `accepted` (stored), `duplicate` (stored before),
+//!   chunked body is dropped at the first chunk past it) → in-flight body budget (503 with
+//!   `Retry-After`, see [`ServerLimits::max_inflight_body_bytes`]) → signature (401) → parse
+//!   (400/415) → event filter → publish. 2xx only for `accepted` (stored), `duplicate` (stored before),
 //!   `ignored` (verified, not in the handler's `events`) and `pong` (GitHub's `ping`, verified and
 //!   never queued, whatever `events` says). A bus failure is 503 with `Retry-After`.
 //! - A handler's own `allowed_ips` and `rate_limit` replace the global ones; the global limiter
-//!   is shared by every handler without its own.
+//!   is shared by every handler without its own, and a handler whose limit is
+//!   [`HandlerRateLimit::Off`] is not limited at all.
 //! - `X-Forwarded-For`/`Forwarded` are read only from peers in `trusted_proxies`, right to left,
-//!   skipping trusted hops; when both headers are present and disagree, neither is believed.
+//!   skipping trusted hops. A request from a trusted proxy whose headers are missing, unreadable
+//!   or disagree is refused with 403: the proxy's own address is never taken for the client's.
+//! - Rate limits key IPv6 clients by their network (`RuntimeSpec::rate_limit_ipv6_prefix`, a /64
+//!   by default), since one host may use any address of its /64.
+//! - With `include_headers`, every header whose name holds `token`, `key`, `secret`,
+//!   `signature`, `auth`, `password` or `cookie`, and a custom handler's signature header, is
+//!   logged as `[redacted]`.
 //! - `/health` and `/metrics` are not behind the allowlist: bind them to a private listener (or
 //!   filter them at the proxy) where that matters.
 //! - Handler paths are looked up per request, so [`App::reload`] can add, move or drop handlers
@@ -40,6 +48,7 @@
 //! ```
 
 mod app;
+mod budget;
 mod client_ip;
 mod error;
 mod metrics;
@@ -48,9 +57,9 @@ mod server;
 mod spec;
 mod tls;
 
-pub use app::{App, Clock, router};
+pub use app::{App, Clock, PreparedRuntime, router};
 pub use error::HttpError;
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
 pub use server::{ServerLimits, serve};
-pub use spec::{HandlerSpec, LogSpec, ResponseType, RuntimeSpec, Verifier};
-pub use tls::{TlsAcceptorHandle, TlsReloader, TlsSpec, install_crypto_provider};
+pub use spec::{HandlerRateLimit, HandlerSpec, LogSpec, ResponseType, RuntimeSpec, Verifier};
+pub use tls::{PreparedCert, TlsAcceptorHandle, TlsReloader, TlsSpec, install_crypto_provider};

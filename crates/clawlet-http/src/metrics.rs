@@ -34,6 +34,11 @@ struct HandlerLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabel {
+    method: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AgentLabel {
     agent: String,
 }
@@ -55,8 +60,11 @@ struct Inner {
     verification_failures: Family<HandlerReason, Counter>,
     rate_limited: Family<HandlerLabel, Counter>,
     allowlist_refused: Family<HandlerLabel, Counter>,
+    client_unknown: Family<HandlerReason, Counter>,
+    body_budget_refused: Family<HandlerLabel, Counter>,
     duplicates: Family<HandlerLabel, Counter>,
     ignored: Family<HandlerLabel, Counter>,
+    unmatched: Family<MethodLabel, Counter>,
     queue_depth: Gauge,
     delivery_attempts: Family<AgentOutcome, Counter>,
     delivery_successes: Family<AgentLabel, Counter>,
@@ -92,8 +100,11 @@ impl Metrics {
             verification_failures: Family::default(),
             rate_limited: Family::default(),
             allowlist_refused: Family::default(),
+            client_unknown: Family::default(),
+            body_budget_refused: Family::default(),
             duplicates: Family::default(),
             ignored: Family::default(),
+            unmatched: Family::default(),
             queue_depth: Gauge::default(),
             delivery_attempts: Family::default(),
             delivery_successes: Family::default(),
@@ -128,6 +139,16 @@ impl Metrics {
             inner.allowlist_refused.clone(),
         );
         registry.register(
+            "webhook_client_unknown",
+            "Requests refused with 403 because a trusted proxy named no usable client address, by handler and reason",
+            inner.client_unknown.clone(),
+        );
+        registry.register(
+            "webhook_body_budget_refused",
+            "Requests refused with 503 because their body would exceed the in-flight body budget, by handler",
+            inner.body_budget_refused.clone(),
+        );
+        registry.register(
             "webhook_duplicates",
             "Deliveries whose id was already stored (dedup hits), by handler",
             inner.duplicates.clone(),
@@ -136,6 +157,11 @@ impl Metrics {
             "webhook_ignored",
             "Verified deliveries not queued because of the handler's event filter",
             inner.ignored.clone(),
+        );
+        registry.register(
+            "webhook_unmatched_requests",
+            "Requests to a path no handler serves (404), by method; never by path, which the client chooses",
+            inner.unmatched.clone(),
         );
         registry.register(
             "queue_depth",
@@ -213,12 +239,34 @@ impl Metrics {
         inc(&self.0.allowlist_refused, handler);
     }
 
+    pub(crate) fn client_unknown(&self, handler: &str, reason: &'static str) {
+        self.0
+            .client_unknown
+            .get_or_create(&HandlerReason {
+                handler: handler.to_owned(),
+                reason,
+            })
+            .inc();
+    }
+
+    pub(crate) fn body_budget_refused(&self, handler: &str) {
+        inc(&self.0.body_budget_refused, handler);
+    }
+
     pub(crate) fn duplicate(&self, handler: &str) {
         inc(&self.0.duplicates, handler);
     }
 
     pub(crate) fn ignored(&self, handler: &str) {
         inc(&self.0.ignored, handler);
+    }
+
+    /// A request no handler serves; `method` is one of a fixed set of labels.
+    pub(crate) fn unmatched(&self, method: &'static str) {
+        self.0
+            .unmatched
+            .get_or_create(&MethodLabel { method })
+            .inc();
     }
 }
 

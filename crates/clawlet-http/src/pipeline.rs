@@ -1,15 +1,17 @@
 //! What happens to one request, cheapest check first and nothing parsed before it is verified:
-//! client IP → allowlist (403) → rate limit (429) → body size (413) → signature (401) → parse
-//! (400/415) → event filter (200 ignored) → publish (200 accepted/duplicate, 503).
+//! client IP (403 when a trusted proxy names none) → allowlist (403) → rate limit (429) → body
+//! size (413) → body budget (503) → signature (401) → parse (400/415) → event filter (200
+//! ignored) → publish (200 accepted/duplicate, 503).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use clawlet_bus::Published;
@@ -18,6 +20,7 @@ use http_body_util::BodyExt;
 use tracing::Instrument as _;
 
 use crate::app::{App, Handler, Runtime};
+use crate::budget::{BodyBudget, Reservation};
 use crate::client_ip;
 use crate::error::ApiError;
 use crate::metrics::CONTENT_TYPE;
@@ -38,6 +41,8 @@ enum Done {
 #[derive(Default)]
 struct Trail {
     client_ip: Option<IpAddr>,
+    /// The trusted proxy a request came through when it named no usable client address.
+    proxy: Option<IpAddr>,
     /// `ok`, `off` (unverified handler) or the failure reason; `None` before the check ran.
     verification: Option<&'static str>,
     event_type: Option<String>,
@@ -49,6 +54,20 @@ pub(crate) async fn receive(State(app): State<App>, request: Request) -> Respons
     let started = Instant::now();
     let runtime = app.0.runtime.load_full();
     let Some(handler) = runtime.by_path.get(request.uri().path()).cloned() else {
+        // Counted by method only: a label per path would let anyone grow the registry without
+        // bound. The path goes to the debug log, shortened, for the operator who looks.
+        let method = method_label(request.method());
+        app.0.metrics.unmatched(method);
+        let path = request.uri().path();
+        let shown = path
+            .get(..path.floor_char_boundary(LOGGED_PATH_MAX))
+            .unwrap_or("");
+        tracing::debug!(
+            target: "clawlet_http::request",
+            method,
+            path = shown,
+            "no handler at this path: answered 404"
+        );
         return ApiError::NotFound.into_response();
     };
     let kind = handler.spec.response_type;
@@ -84,9 +103,9 @@ pub(crate) async fn receive(State(app): State<App>, request: Request) -> Respons
     } else {
         Err(ApiError::MethodNotAllowed)
     };
-    let (response, error) = match result {
-        Ok(done) => (render(&done, kind), None),
-        Err(err) => (err.render(kind), Some(err)),
+    let (response, outcome, error) = match result {
+        Ok(done) => (render(&done, kind), Some(done.word()), None),
+        Err(err) => (err.render(kind), None, Some(err)),
     };
     let latency = started.elapsed();
     let status = response.status();
@@ -104,12 +123,27 @@ pub(crate) async fn receive(State(app): State<App>, request: Request) -> Respons
         .metrics
         .request(&handler.spec.name, status.as_u16(), latency);
     if runtime.logging.enabled {
+        // A 503 is the one answer an operator must act on (the queue is full or storage
+        // fails), so it is a warning; under a flood, one line a second says how many more
+        // there were, and the rest go to debug.
+        let level = if status == StatusCode::SERVICE_UNAVAILABLE {
+            match app.0.unavailable_log.admit(Instant::now()) {
+                Some(suppressed) => Level::Warn { suppressed },
+                None => Level::Debug,
+            }
+        } else {
+            Level::Info
+        };
         log(
             &handler,
             &runtime,
-            status,
-            latency,
-            error.as_ref(),
+            Line {
+                status,
+                latency,
+                outcome,
+                error: error.as_ref(),
+                level,
+            },
             &trail,
             headers_for_log.as_ref(),
         );
@@ -129,14 +163,22 @@ async fn run(
     let metrics = &app.0.metrics;
     let (parts, body) = request.into_parts();
 
-    let client = client_ip::resolve(peer, &parts.headers, &runtime.trusted_proxies);
+    let client = match client_ip::resolve(peer, &parts.headers, &runtime.trusted_proxies) {
+        Ok(client) => client,
+        Err(why) => {
+            trail.proxy = Some(peer);
+            metrics.client_unknown(name, why.code());
+            return Err(ApiError::ClientUnknown(why));
+        }
+    };
     trail.client_ip = Some(client);
     if !handler.allowed_ips.allows(client) {
         metrics.allowlist_refused(name);
         return Err(ApiError::Forbidden);
     }
+    let rate_key = runtime.ipv6_prefix.key(client);
     if let Some(limiter) = &handler.limiter
-        && let Err(retry) = limiter.check(&client)
+        && let Err(retry) = limiter.check(&rate_key)
     {
         metrics.rate_limited(name);
         return Err(ApiError::RateLimited {
@@ -144,7 +186,19 @@ async fn run(
         });
     }
 
-    let body = read_body(body, &parts.headers, runtime.max_body_bytes).await?;
+    // `serve` hands every request the server's budget; a router served some other way has none.
+    let budget = parts.extensions.get::<BodyBudget>().unwrap_or(&UNBUDGETED);
+    // Held until `run` returns: the body, and the envelope's copy of it, live until then.
+    let (body, _reservation) =
+        match read_body(body, &parts.headers, runtime.max_body_bytes, budget).await {
+            Ok(read) => read,
+            Err(err) => {
+                if matches!(err, ApiError::BodyBudget) {
+                    metrics.body_budget_refused(name);
+                }
+                return Err(err);
+            }
+        };
     if runtime.logging.include_payload {
         trail.body = Some(body.clone());
     }
@@ -159,6 +213,10 @@ async fn run(
         return Err(ApiError::Unauthorized(err));
     }
     trail.verification = Some(if handler.spec.verifier.is_verified() {
+        // An authentic sender keeps a quota of its own even while a flood fills the key table.
+        if let Some(limiter) = &handler.limiter {
+            limiter.admit(&rate_key);
+        }
         "ok"
     } else {
         "off"
@@ -202,28 +260,26 @@ async fn run(
     }
 }
 
-/// An empty list takes everything; an entry names a type (`pull_request`) or a type and
-/// action (`pull_request.opened`).
+/// The handler's `events`, read as routes read theirs ([`clawlet_events::selects`]).
 fn wanted(events: &[String], envelope: &Envelope) -> bool {
-    events.is_empty()
-        || events.iter().any(|wanted| {
-            wanted == &envelope.event_type
-                || envelope.action.as_deref().is_some_and(|action| {
-                    wanted
-                        .strip_prefix(envelope.event_type.as_str())
-                        .and_then(|rest| rest.strip_prefix('.'))
-                        == Some(action)
-                })
-        })
+    clawlet_events::selects(events, &envelope.event_type, envelope.action.as_deref())
 }
+
+/// The budget of a request that `serve` did not hand one: no bound beyond `max_body_bytes`.
+static UNBUDGETED: LazyLock<BodyBudget> = LazyLock::new(|| BodyBudget::new(u64::MAX));
 
 /// Reads at most `limit` bytes: a declared length over the limit is refused before reading,
 /// and a chunked body is abandoned as soon as it passes the limit.
-pub(crate) async fn read_body(
+///
+/// The bytes come out of `budget` first: a declared length is reserved whole before anything
+/// is read, a chunked body one chunk at a time, and a body that does not fit is refused (503)
+/// without reading further. The reservation goes back when the returned guard is dropped.
+pub(crate) async fn read_body<'b>(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
-) -> Result<Bytes, ApiError> {
+    budget: &'b BodyBudget,
+) -> Result<(Bytes, Reservation<'b>), ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -231,6 +287,9 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
+    let mut held = budget
+        .reserve(declared.unwrap_or(0))
+        .ok_or(ApiError::BodyBudget)?;
     let mut body = body;
     // Most bodies arrive in one frame: keep it as is, and copy only when a second one comes.
     let mut first: Option<Bytes> = None;
@@ -244,6 +303,12 @@ pub(crate) async fn read_body(
         total = total.saturating_add(data.len());
         if total > limit {
             return Err(ApiError::PayloadTooLarge);
+        }
+        // Only a body without a declared length (or, defensively, one that outgrows it) grows
+        // its reservation here.
+        let beyond = (total as u64).saturating_sub(held.bytes());
+        if !held.grow(beyond) {
+            return Err(ApiError::BodyBudget);
         }
         match (&mut first, &mut joined) {
             (None, None) => first = Some(data),
@@ -261,20 +326,120 @@ pub(crate) async fn read_body(
             (_, Some(buf)) => buf.extend_from_slice(&data),
         }
     }
-    Ok(match (first, joined) {
+    let body = match (first, joined) {
         (_, Some(buf)) => buf.freeze(),
         (Some(head), None) => head,
         (None, None) => Bytes::new(),
-    })
+    };
+    Ok((body, held))
+}
+
+impl Done {
+    /// The word the client reads in `status`, and the log line's `outcome`.
+    fn word(&self) -> &'static str {
+        match self {
+            Self::Accepted(_) => "accepted",
+            Self::Duplicate(_) => "duplicate",
+            Self::Ignored => "ignored",
+            Self::Pong => "pong",
+        }
+    }
+
+    fn event_id(&self) -> Option<&String> {
+        match self {
+            Self::Accepted(id) | Self::Duplicate(id) => Some(id),
+            Self::Ignored | Self::Pong => None,
+        }
+    }
+}
+
+/// Longest path prefix written to the debug line of a 404.
+const LOGGED_PATH_MAX: usize = 200;
+
+/// A bounded label for a request method: the standard ones by name, anything else `other`.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
+}
+
+/// Milliseconds with two decimals (`0.91`), which is all a log reader uses.
+fn rounded_ms(latency: Duration) -> f64 {
+    (latency.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+/// At most one warning a second, counting the lines it held back.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    state: std::sync::Mutex<ThrottleState>,
+}
+
+#[derive(Debug, Default)]
+struct ThrottleState {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+/// The shortest gap between two throttled warnings.
+const THROTTLE_EVERY: Duration = Duration::from_secs(1);
+
+impl Throttle {
+    /// `Some(held back since the last warning)` when a warning may be written at `now`;
+    /// `None` (and one more held back) otherwise.
+    pub(crate) fn admit(&self, now: Instant) -> Option<u64> {
+        // A poisoned lock only means a panic elsewhere mid-update of two counters.
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match state.last {
+            Some(last) if now.saturating_duration_since(last) < THROTTLE_EVERY => {
+                state.suppressed += 1;
+                None
+            }
+            _ => {
+                state.last = Some(now);
+                Some(std::mem::take(&mut state.suppressed))
+            }
+        }
+    }
+}
+
+/// The level of one request line.
+#[derive(Debug, Clone, Copy)]
+enum Level {
+    Debug,
+    Info,
+    /// With how many such lines went to debug since the last warning.
+    Warn {
+        suppressed: u64,
+    },
+}
+
+/// What the request line says about the answer.
+struct Line<'a> {
+    status: StatusCode,
+    latency: Duration,
+    /// `accepted`, `duplicate`, `ignored` or `pong` for a 200; `None` for a refusal.
+    outcome: Option<&'static str>,
+    error: Option<&'a ApiError>,
+    level: Level,
 }
 
 fn render(done: &Done, kind: ResponseType) -> Response {
-    let (status, event_id) = match done {
-        Done::Accepted(id) => ("accepted", Some(id)),
-        Done::Duplicate(id) => ("duplicate", Some(id)),
-        Done::Ignored => ("ignored", None),
-        Done::Pong => ("pong", None),
-    };
+    let (status, event_id) = (done.word(), done.event_id());
     match (kind, event_id) {
         (ResponseType::Json, Some(id)) => {
             Json(serde_json::json!({ "status": status, "event_id": id })).into_response()
@@ -288,9 +453,7 @@ fn render(done: &Done, kind: ResponseType) -> Response {
 fn log(
     handler: &Handler,
     runtime: &Runtime,
-    status: StatusCode,
-    latency: Duration,
-    error: Option<&ApiError>,
+    line: Line<'_>,
     trail: &Trail,
     headers: Option<&HeaderMap>,
 ) {
@@ -300,29 +463,68 @@ fn log(
         .as_ref()
         .filter(|_| runtime.logging.include_payload)
         .map(|body| String::from_utf8_lossy(body).into_owned());
-    tracing::info!(
-        target: "clawlet_http::request",
-        handler = handler.spec.name.as_str(),
-        status = status.as_u16(),
-        event_type = trail.event_type.as_deref(),
-        delivery_id = trail.delivery_id.as_deref(),
-        client_ip = trail.client_ip.map(tracing::field::display),
-        latency_ms = latency.as_secs_f64() * 1000.0,
-        reason = error.map(ApiError::reason),
-        headers = headers.as_deref(),
-        payload = payload.as_deref(),
-        "webhook request"
-    );
+    let suppressed = match line.level {
+        Level::Warn { suppressed } if suppressed > 0 => Some(suppressed),
+        _ => None,
+    };
+    // A callsite's level is fixed, so each level is its own copy of the one line.
+    macro_rules! request_line {
+        ($level:expr) => {
+            tracing::event!(
+                target: "clawlet_http::request",
+                $level,
+                handler = handler.spec.name.as_str(),
+                status = line.status.as_u16(),
+                outcome = line.outcome,
+                event_type = trail.event_type.as_deref(),
+                delivery_id = trail.delivery_id.as_deref(),
+                client_ip = trail.client_ip.map(tracing::field::display),
+                proxy = trail.proxy.map(tracing::field::display),
+                latency_ms = rounded_ms(line.latency),
+                reason = line.error.map(ApiError::reason),
+                suppressed_since_last = suppressed,
+                headers = headers.as_deref(),
+                payload = payload.as_deref(),
+                "webhook request"
+            )
+        };
+    }
+    match line.level {
+        Level::Debug => request_line!(tracing::Level::DEBUG),
+        Level::Info => request_line!(tracing::Level::INFO),
+        Level::Warn { .. } => request_line!(tracing::Level::WARN),
+    }
+}
+
+/// Words that mark a header as a credential wherever they appear in its name: a rule rather
+/// than a list, because every provider and every operator names its token header differently
+/// (`X-Api-Key`, `X-Gitlab-Token`, `X-Shopify-Hmac-Sha256-Signature`, `Authorization`).
+const CREDENTIAL_WORDS: [&str; 7] = [
+    "token",
+    "key",
+    "secret",
+    "signature",
+    "auth",
+    "password",
+    "cookie",
+];
+
+/// Whether a header's value must never be logged: its name holds one of [`CREDENTIAL_WORDS`],
+/// or it is one of the handler's own signature headers (`also`), whatever it is called.
+pub(crate) fn is_credential(name: &HeaderName, also: &[HeaderName]) -> bool {
+    // Header names are stored in lower case, so this match ignores case.
+    let text = name.as_str();
+    CREDENTIAL_WORDS.iter().any(|word| text.contains(word)) || also.contains(name)
 }
 
 /// `name: value` pairs joined by `; `, with credentials and signatures as `[redacted]`.
-pub(crate) fn redacted_headers(headers: &HeaderMap, redacted: &[axum::http::HeaderName]) -> String {
+pub(crate) fn redacted_headers(headers: &HeaderMap, also: &[HeaderName]) -> String {
     let mut out = String::new();
     for (name, value) in headers {
         if !out.is_empty() {
             out.push_str("; ");
         }
-        let shown = if redacted.contains(name) {
+        let shown = if is_credential(name, also) {
             "[redacted]".into()
         } else {
             String::from_utf8_lossy(value.as_bytes())
@@ -373,6 +575,51 @@ mod tests {
     use futures_util::stream;
 
     use super::*;
+
+    #[test]
+    fn latency_is_logged_with_two_decimals() {
+        for (micros, ms) in [
+            (910, 0.91),
+            (911, 0.91),
+            (915, 0.92),
+            (0, 0.0),
+            (12_345_678, 12_345.68),
+        ] {
+            assert_eq!(
+                rounded_ms(Duration::from_micros(micros)).to_string(),
+                ms.to_string(),
+                "{micros} µs"
+            );
+        }
+        assert_eq!(
+            rounded_ms(Duration::from_nanos(910_900)).to_string(),
+            "0.91"
+        );
+    }
+
+    #[test]
+    fn method_labels_are_a_fixed_set() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::POST), "POST");
+        let custom = Method::from_bytes(b"X-ANYTHING-A-CLIENT-LIKES").unwrap();
+        assert_eq!(method_label(&custom), "other");
+    }
+
+    /// One warning a second: the requests in between are counted, and the next warning says
+    /// how many there were.
+    #[test]
+    fn the_throttle_admits_one_warning_a_second_and_counts_the_rest() {
+        let throttle = Throttle::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(throttle.admit(at(0)), Some(0));
+        assert_eq!(throttle.admit(at(10)), None);
+        assert_eq!(throttle.admit(at(999)), None);
+        assert_eq!(throttle.admit(at(1000)), Some(2));
+        assert_eq!(throttle.admit(at(1500)), None);
+        assert_eq!(throttle.admit(at(5000)), Some(1));
+        assert_eq!(throttle.admit(at(6000)), Some(0));
+    }
 
     fn envelope(event_type: &str, action: Option<&str>) -> Envelope {
         Envelope {
@@ -434,6 +681,46 @@ mod tests {
     }
 
     #[test]
+    fn credentials_are_recognised_by_name() {
+        let own = [HeaderName::from_static("x-my-check")];
+        let check = |name: &str, expected: bool| {
+            let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(is_credential(&name, &own), expected, "{name}");
+        };
+        for (name, expected) in [
+            ("Authorization", true),
+            ("Proxy-Authorization", true),
+            ("Cookie", true),
+            ("Set-Cookie", true),
+            ("X-Hub-Signature", true),
+            ("X-Hub-Signature-256", true),
+            ("Stripe-Signature", true),
+            ("Webhook-Signature", true),
+            ("Svix-Signature", true),
+            ("X-Api-Key", true),
+            ("X-API-KEY", true),
+            ("X-Gitlab-Token", true),
+            ("X-Shopify-Hmac-Sha256-Signature", true),
+            ("X-Auth-Token", true),
+            ("X-Client-Secret", true),
+            ("X-Password", true),
+            ("Api-Keys", true),
+            ("X-Twilio-Signature", true),
+            ("X-My-Check", true),
+            // Not credentials: shown as sent.
+            ("Content-Type", false),
+            ("User-Agent", false),
+            ("X-GitHub-Event", false),
+            ("X-GitHub-Delivery", false),
+            ("Webhook-Id", false),
+            ("Keep-Alive", false),
+            ("X-Forwarded-For", false),
+        ] {
+            check(name, expected);
+        }
+    }
+
+    #[test]
     fn secrets_never_reach_the_log() {
         let mut headers = HeaderMap::new();
         for (name, value) in [
@@ -443,21 +730,19 @@ mod tests {
             ("x-hub-signature-256", "sha256=ff"),
             ("stripe-signature", "t=1,v1=ff"),
             ("webhook-signature", "v1,abc"),
-            ("x-my-signature", "deadbeef"),
+            ("x-api-key", "k-123"),
+            ("x-gitlab-token", "glt-123"),
+            ("x-my-check", "deadbeef"),
             ("x-github-event", "push"),
         ] {
             headers.insert(HeaderName::from_static(name), value.parse().unwrap());
         }
-        let mut redacted: Vec<HeaderName> = crate::app::ALWAYS_REDACTED
-            .iter()
-            .map(|name| HeaderName::from_static(name))
-            .collect();
-        redacted.push(HeaderName::from_static("x-my-signature"));
         assert_eq!(
-            redacted_headers(&headers, &redacted),
+            redacted_headers(&headers, &[HeaderName::from_static("x-my-check")]),
             "content-type: application/json; authorization: [redacted]; cookie: [redacted]; \
              x-hub-signature-256: [redacted]; stripe-signature: [redacted]; \
-             webhook-signature: [redacted]; x-my-signature: [redacted]; x-github-event: push"
+             webhook-signature: [redacted]; x-api-key: [redacted]; x-gitlab-token: [redacted]; \
+             x-my-check: [redacted]; x-github-event: push"
         );
     }
 
@@ -465,6 +750,15 @@ mod tests {
         chunks: &[&'static [u8]],
         declared: Option<u64>,
         limit: usize,
+    ) -> Result<Bytes, u16> {
+        read_within(chunks, declared, limit, &BodyBudget::new(u64::MAX)).await
+    }
+
+    async fn read_within(
+        chunks: &[&'static [u8]],
+        declared: Option<u64>,
+        limit: usize,
+        budget: &BodyBudget,
     ) -> Result<Bytes, u16> {
         let body = Body::from_stream(stream::iter(
             chunks
@@ -476,8 +770,9 @@ mod tests {
         if let Some(len) = declared {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         }
-        read_body(body, &headers, limit)
+        read_body(body, &headers, limit, budget)
             .await
+            .map(|(body, _held)| body)
             .map_err(|err| err.status().as_u16())
     }
 
@@ -513,7 +808,7 @@ mod tests {
         let endless = Body::from_stream(stream::repeat_with(|| {
             Ok::<_, std::io::Error>(Bytes::from_static(&[b' '; 1024]))
         }));
-        let err = read_body(endless, &HeaderMap::new(), 100 * 1024)
+        let err = read_body(endless, &HeaderMap::new(), 100 * 1024, &UNBUDGETED)
             .await
             .unwrap_err();
         assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
@@ -525,7 +820,63 @@ mod tests {
             Ok(Bytes::from_static(b"abc")),
             Err(std::io::Error::other("client went away")),
         ]));
-        let err = read_body(broken, &HeaderMap::new(), 100).await.unwrap_err();
+        let err = read_body(broken, &HeaderMap::new(), 100, &UNBUDGETED)
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_within_the_budget() {
+        async fn check(
+            chunks: &[&'static [u8]],
+            declared: Option<u64>,
+            budget: u64,
+            expected: Result<&[u8], u16>,
+        ) {
+            let budget = BodyBudget::new(budget);
+            let got = read_within(chunks, declared, 100, &budget).await;
+            assert_eq!(
+                got.as_deref().map_err(|s| *s),
+                expected,
+                "{chunks:?} {declared:?}"
+            );
+            assert_eq!(budget.used(), 0, "the reservation outlived the read");
+        }
+        check(&[b"abcdef"], Some(6), 6, Ok(b"abcdef")).await;
+        check(&[b"abc", b"def"], None, 6, Ok(b"abcdef")).await;
+        check(&[], None, 0, Ok(b"")).await;
+        // A declared length over the budget is refused before a byte is read.
+        check(&[b"abcdefg"], Some(7), 6, Err(503)).await;
+        // A chunked body is refused at the chunk that does not fit.
+        check(&[b"abc", b"defg"], None, 6, Err(503)).await;
+        // The body limit still comes first.
+        check(&[b"abc"], Some(101), 6, Err(413)).await;
+    }
+
+    #[tokio::test]
+    async fn a_declared_body_over_the_budget_is_not_read() {
+        // A body that fails when read: refusing it must not touch it.
+        let untouchable = Body::from_stream(stream::iter(vec![Err::<Bytes, _>(
+            std::io::Error::other("read"),
+        )]));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(50u64));
+        let budget = BodyBudget::new(100);
+        let held = budget.reserve(60).unwrap();
+        let err = read_body(untouchable, &headers, 1_000, &budget)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(budget.used(), 60);
+        // What is read is held until the guard goes.
+        drop(held);
+        let (body, guard) = read_body(Body::from("0123456789"), &HeaderMap::new(), 1_000, &budget)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"0123456789");
+        assert_eq!(budget.used(), 10);
+        drop(guard);
+        assert_eq!(budget.used(), 0);
     }
 }

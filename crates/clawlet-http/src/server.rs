@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::budget::BodyBudget;
 use crate::error::ApiError;
 use crate::tls::TlsAcceptorHandle;
 
@@ -41,17 +42,21 @@ pub struct ServerLimits {
     /// The largest request head (request line and headers) accepted, in bytes; at least 8 KiB is
     /// used for HTTP/1 whatever is asked.
     pub max_header_bytes: usize,
+    /// Bytes of request bodies held at once across all connections; a request whose body would
+    /// pass it is answered 503 with `Retry-After` before its body is read.
+    pub max_inflight_body_bytes: u64,
 }
 
 impl Default for ServerLimits {
     /// 10 s to send headers, 60 s per request (a 25 MiB body on a slow link), 1024 connections,
-    /// 64 KiB of headers.
+    /// 64 KiB of headers, 256 MiB of bodies in flight (ten bodies of 25 MiB).
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             max_connections: 1024,
             max_header_bytes: 64 * 1024,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -75,6 +80,7 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let builder = Arc::new(builder(&limits));
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let budget = BodyBudget::new(limits.max_inflight_body_bytes);
     let tracker = TaskTracker::new();
     tracing::debug!(%local, tls = tls.is_some(), "accepting connections");
     loop {
@@ -100,6 +106,7 @@ pub async fn serve(
         let conn = Conn {
             builder: builder.clone(),
             router: router.clone(),
+            budget: budget.clone(),
             limits,
             shutdown: shutdown.clone(),
             peer,
@@ -151,6 +158,7 @@ async fn accept_error(err: &std::io::Error) {
 struct Conn {
     builder: Arc<auto::Builder<TokioExecutor>>,
     router: Router,
+    budget: BodyBudget,
     limits: ServerLimits,
     shutdown: CancellationToken,
     peer: SocketAddr,
@@ -193,11 +201,13 @@ impl Conn {
         let service = {
             let first_request = first_request.clone();
             let router = self.router.clone();
+            let budget = self.budget.clone();
             let peer = self.peer;
             let request_timeout = self.limits.request_timeout;
             hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
                 first_request.cancel();
                 request.extensions_mut().insert(ConnectInfo(peer));
+                request.extensions_mut().insert(budget.clone());
                 let router = router.clone();
                 async move { Ok::<_, Infallible>(call(router, request, request_timeout, peer).await) }
             })

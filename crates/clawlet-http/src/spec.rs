@@ -19,6 +19,9 @@ pub struct RuntimeSpec {
     pub trusted_proxies: Vec<IpNet>,
     /// The quota per client IP for handlers without their own; `None` disables it.
     pub rate_limit: Option<Quota>,
+    /// How many leading bits of an IPv6 client address every rate limit keys on (1 to 128; 64
+    /// keys each /64 as one client). IPv4 clients are keyed by their whole address.
+    pub rate_limit_ipv6_prefix: u8,
     /// The largest body accepted (25 MiB by default in the configuration).
     pub max_body_bytes: usize,
     /// What the per-request log line holds.
@@ -30,7 +33,8 @@ pub struct RuntimeSpec {
 pub struct LogSpec {
     /// One line per request at INFO (target `clawlet_http::request`).
     pub enabled: bool,
-    /// Add the request headers, with signatures, `Authorization` and cookies redacted.
+    /// Add the request headers; any whose name holds `token`, `key`, `secret`, `signature`,
+    /// `auth`, `password` or `cookie`, and a custom handler's signature header, are redacted.
     pub include_headers: bool,
     /// Add the body (lossy UTF-8). It may hold personal data: off unless debugging.
     pub include_payload: bool,
@@ -73,11 +77,25 @@ pub struct HandlerSpec {
     /// How it answers.
     pub response_type: ResponseType,
     /// Addresses allowed to send here, replacing the global list; `None` uses the global one.
+    /// An empty list allows every address (the binary's configuration refuses one).
     pub allowed_ips: Option<Vec<IpNet>>,
-    /// The quota per client IP here, replacing the global one; `None` uses the global one.
-    pub rate_limit: Option<Quota>,
+    /// The rate limit here: the global one, none, or a quota of its own.
+    pub rate_limit: HandlerRateLimit,
     /// Where a custom handler finds the event type and delivery id.
     pub custom: CustomOptions,
+}
+
+/// A handler's rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HandlerRateLimit {
+    /// The global limiter, shared with every other handler that uses it; none when the global
+    /// limit is off.
+    #[default]
+    Global,
+    /// No limit for this handler, whatever the global one is.
+    Off,
+    /// A quota per client IP for this handler alone.
+    Own(Quota),
 }
 
 /// How a handler checks signatures. `Debug` never prints a secret.

@@ -48,6 +48,15 @@ pub struct TlsReloader {
     acceptor: TlsAcceptor,
 }
 
+/// A certificate and key read and checked by [`TlsReloader::prepare`], not yet served.
+pub struct PreparedCert(Arc<CertifiedKey>);
+
+impl fmt::Debug for PreparedCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PreparedCert")
+    }
+}
+
 /// What the server needs to terminate TLS on accepted connections.
 #[derive(Clone)]
 pub struct TlsAcceptorHandle(pub(crate) TlsAcceptor);
@@ -110,9 +119,24 @@ impl TlsReloader {
     /// # Errors
     /// As for [`TlsReloader::new`]; the certificate in use stays in place.
     pub fn reload(&self) -> Result<(), HttpError> {
-        let key = load(&self.spec, &self.provider)?;
-        self.current.store(Arc::new(key));
+        let prepared = self.prepare()?;
+        self.install(prepared);
         Ok(())
+    }
+
+    /// Reads and checks the files again without serving them yet: the first half of
+    /// [`TlsReloader::reload`], for a caller that swaps the certificate together with other parts
+    /// only once every part was built.
+    ///
+    /// # Errors
+    /// As for [`TlsReloader::new`].
+    pub fn prepare(&self) -> Result<PreparedCert, HttpError> {
+        load(&self.spec, &self.provider).map(|key| PreparedCert(Arc::new(key)))
+    }
+
+    /// Serves what [`TlsReloader::prepare`] read to new handshakes; it cannot fail.
+    pub fn install(&self, prepared: PreparedCert) {
+        self.current.store(prepared.0);
     }
 
     /// The acceptor to hand to [`crate::serve`]; it follows every reload.

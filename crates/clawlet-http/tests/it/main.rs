@@ -5,6 +5,7 @@
     reason = "a test that cannot set up should fail loudly"
 )]
 
+mod edges;
 mod oneshot;
 mod socket;
 mod tls;
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use clawlet_bus::{Backend, Bus, BusOptions};
 use clawlet_events::{CustomOptions, Source};
 use clawlet_http::{
-    App, Clock, HandlerSpec, LogSpec, ResponseType, RuntimeSpec, ServerLimits, TlsAcceptorHandle,
-    Verifier,
+    App, Clock, HandlerRateLimit, HandlerSpec, LogSpec, ResponseType, RuntimeSpec, ServerLimits,
+    TlsAcceptorHandle, Verifier,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -52,7 +53,7 @@ pub(crate) fn open_handler(name: &str) -> HandlerSpec {
         events: Vec::new(),
         response_type: ResponseType::Json,
         allowed_ips: None,
-        rate_limit: None,
+        rate_limit: HandlerRateLimit::Global,
         custom: CustomOptions::default(),
     }
 }
@@ -63,6 +64,7 @@ pub(crate) fn runtime(handlers: Vec<HandlerSpec>) -> RuntimeSpec {
         allowed_ips: Vec::new(),
         trusted_proxies: Vec::new(),
         rate_limit: None,
+        rate_limit_ipv6_prefix: 64,
         max_body_bytes: 25 * 1024 * 1024,
         logging: LogSpec::default(),
     }

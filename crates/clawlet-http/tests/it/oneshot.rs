@@ -10,7 +10,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use clawlet_bus::Bus;
 use clawlet_events::Source;
-use clawlet_http::{App, HandlerSpec, ResponseType, Verifier};
+use clawlet_http::{App, HandlerRateLimit, HandlerSpec, ResponseType, Verifier};
 use clawlet_ratelimit::Quota;
 use clawlet_verify::{custom, github, standard, stripe};
 use http_body_util::BodyExt;
@@ -81,7 +81,7 @@ fn handlers() -> Vec<HandlerSpec> {
         ..open_handler("allowlisted")
     };
     let limited = HandlerSpec {
-        rate_limit: Some(Quota {
+        rate_limit: HandlerRateLimit::Own(Quota {
             max_requests: 1,
             window: Duration::from_secs(60),
         }),
@@ -464,6 +464,52 @@ async fn a_full_queue_answers_503_with_retry_after_and_health_says_so() {
     assert_eq!(bus.health().depth, 1);
 }
 
+/// With a global limit of 2 per minute, a handler whose own limit is off takes every request,
+/// one that has no setting of its own shares the global limit, and one with its own quota keeps it.
+#[tokio::test]
+async fn a_handler_limit_that_is_off_is_not_the_global_limit() {
+    let quota = |max_requests| Quota {
+        max_requests,
+        window: Duration::from_secs(60),
+    };
+    let mut spec = runtime(vec![
+        HandlerSpec {
+            rate_limit: HandlerRateLimit::Off,
+            ..open_handler("off")
+        },
+        open_handler("global"),
+        HandlerSpec {
+            rate_limit: HandlerRateLimit::Own(quota(3)),
+            ..open_handler("own")
+        },
+    ]);
+    spec.rate_limit = Some(quota(2));
+    let app = App::new(spec, memory_bus(100).await, clock()).unwrap();
+    let router = clawlet_http::router(app)
+        .layer(Extension(ConnectInfo(PEER.parse::<SocketAddr>().unwrap())));
+    let mut got = Vec::new();
+    for path in ["/webhook/off", "/webhook/global", "/webhook/own"] {
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            let send = post(
+                path,
+                &[("content-type", "application/json")],
+                b"{}".to_vec(),
+            );
+            statuses.push(call(&router, send).await.0.as_u16());
+        }
+        got.push((path, statuses));
+    }
+    assert_eq!(
+        got,
+        [
+            ("/webhook/off", vec![200; 5]),
+            ("/webhook/global", vec![200, 200, 429, 429, 429]),
+            ("/webhook/own", vec![200, 200, 200, 429, 429]),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn metrics_count_requests_refusals_and_duplicates() {
     let (_app, router) = app_with(memory_bus(100).await).await;
@@ -579,6 +625,43 @@ async fn reload_swaps_secrets_and_handlers_atomically() {
     );
 }
 
+/// A prepared runtime serves nothing until it is installed, so that a reload can build every
+/// part before it swaps any; dropping it leaves the running one in place.
+#[tokio::test]
+async fn a_prepared_runtime_changes_nothing_until_installed() {
+    let (app, router) = app_with(memory_bus(100).await).await;
+    let github = |delivery: &'static str| github_delivery("push", delivery, "github_push.json");
+    let rotated = || {
+        runtime(
+            handlers()
+                .into_iter()
+                .map(|mut h| {
+                    if h.name == "github" {
+                        h.verifier = Verifier::Github {
+                            secrets: vec![b"new secret".to_vec()],
+                            allow_legacy_sha1: false,
+                        };
+                    }
+                    h
+                })
+                .collect(),
+        )
+    };
+    let prepared = app.prepare(rotated()).unwrap();
+    assert_eq!(call(&router, github("p-1")).await.0, 200);
+    drop(prepared);
+    assert_eq!(call(&router, github("p-2")).await.0, 200);
+    let prepared = app.prepare(rotated()).unwrap();
+    app.install(prepared);
+    assert_eq!(call(&router, github("p-3")).await.0, 401);
+    // The checks `check` runs are the ones `prepare` runs.
+    let broken = runtime(vec![open_handler("a"), open_handler("a")]);
+    assert_eq!(
+        broken.check().unwrap_err().to_string(),
+        app.prepare(broken).unwrap_err().to_string()
+    );
+}
+
 #[tokio::test]
 async fn invalid_specs_are_refused_with_a_message_naming_the_handler() {
     let bus = memory_bus(1).await;
@@ -639,7 +722,7 @@ async fn invalid_specs_are_refused_with_a_message_naming_the_handler() {
     );
     check(
         vec![HandlerSpec {
-            rate_limit: Some(Quota {
+            rate_limit: HandlerRateLimit::Own(Quota {
                 max_requests: 5,
                 window: Duration::ZERO,
             }),
