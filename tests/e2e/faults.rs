@@ -1,6 +1,7 @@
-//! Faults and secrets: a full journal disk, NATS going away and coming back, an agent that hangs,
-//! and a full run whose logs, metrics and error bodies are searched for every secret, signature
-//! and payload it used.
+//! Faults and secrets: a full journal disk, NATS going away and coming back, an agent that hangs
+//! or floods the daemon with output, a second daemon on a symlinked journal, a CLI whose reader
+//! goes away or whose listing is larger than memory should hold, and runs whose logs, metrics,
+//! error bodies and `last_error` are searched for every secret, signature and payload they used.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::agent::{AGENT_SECRET, Agent};
-use crate::harness::{Daemon, binary, nats_url};
+use crate::harness::{Daemon, binary, nats_url, skip_or_fail};
 use crate::providers::{CUSTOM_SECRET, GITHUB_SECRET, STANDARD_SECRET, STRIPE_SECRET, journal};
 
 /// How long a condition may take to come true before the test fails (a bound, not an expectation).
@@ -180,7 +181,7 @@ async fn a_full_journal_disk_gives_503_stores_nothing_it_acknowledged_twice_and_
     let tmpfs = match Tmpfs::mount(&SIZE.to_string()) {
         Ok(tmpfs) => tmpfs,
         Err(reason) => {
-            println!("skipping: cannot mount a small tmpfs to fill ({reason})");
+            skip_or_fail(&format!("cannot mount a small tmpfs to fill ({reason})"));
             return;
         }
     };
@@ -865,4 +866,496 @@ async fn refusals(
         }
     }
     refused
+}
+
+/// How far the daemon's resident memory may move while an agent floods it with output: what it
+/// keeps of that output is a few KiB, so this is room for allocator noise, not for the output.
+const OUTPUT_RSS_SLACK_KIB: u64 = 64 * 1024;
+
+/// Bytes an agent writes in the output tests: far more than the slack, so that buffering it whole
+/// cannot pass unnoticed.
+const FLOOD_BYTES: u64 = 500_000_000;
+
+/// Waits until `n` events sit in the journal and none is pending; returns them.
+async fn settle(daemon: &Daemon, n: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let events = tokio::task::block_in_place(|| journal(daemon));
+        if events.len() == n && events.iter().all(|e| e["status"] != "pending") {
+            return events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deliveries never settled: {events:?}\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks that the daemon's memory, at its peak (`VmHWM`) and now, stayed within the slack of
+/// `before`.
+fn assert_rss_bounded(daemon: &Daemon, before: u64) {
+    let peak = crate::harness::peak_rss_kib(daemon.pid());
+    let after = crate::harness::rss_kib(daemon.pid());
+    assert!(
+        peak.saturating_sub(before) < OUTPUT_RSS_SLACK_KIB
+            && after.saturating_sub(before) < OUTPUT_RSS_SLACK_KIB,
+        "agent output was held in memory: RSS {before} KiB before, {peak} KiB at the peak, \
+         {after} KiB after"
+    );
+}
+
+/// The `last_error` of each event's only delivery.
+fn last_errors(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let delivery = &e["deliveries"][0];
+            assert_eq!(delivery["status"], "dead", "{e}");
+            delivery["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_agent_flooding_stdout_and_stderr_leaves_the_daemon_memory_unchanged() {
+    let script = format!(
+        "head -c {FLOOD_BYTES} /dev/zero; head -c {FLOOD_BYTES} /dev/zero >&2; \
+         echo 'flood done' >&2; exit 3"
+    );
+    let agents = format!(
+        "    flood:\n      kind: exec\n      command: [\"/bin/sh\", \"-c\", \"{script}\"]\n      \
+         timeout: 60s\n      concurrency: 1\n      max_attempts: 1\n"
+    );
+    let daemon = Daemon::start(&config(
+        "    backend: sqlite\n    path: \"{dir}/journal.db\"",
+        &agents,
+        "    - agent: flood",
+    ));
+    let before = crate::harness::rss_kib(daemon.pid());
+    for id in ["flood-1", "flood-2"] {
+        let answer = post_custom(&daemon, id).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let events = settle(&daemon, 2).await;
+    assert_rss_bounded(&daemon, before);
+    for error in last_errors(&events) {
+        assert!(error.contains("exit status: 3"), "{error}");
+        // The end of the output is kept: that is where a failing program says why.
+        assert!(
+            error.contains("bytes left out") && error.ends_with("flood done"),
+            "{error}"
+        );
+        assert!(
+            error.len() <= 4096,
+            "last_error holds {} bytes",
+            error.len()
+        );
+    }
+}
+
+/// An HTTP agent that answers every request with a 500 whose body is `len` zero bytes, streamed.
+async fn flooding_agent(len: u64) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // The request: headers, then the body its Content-Length announces.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body_at = loop {
+                    let Ok(n) = stream.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..body_at]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while request.len() < body_at + length {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\n\
+                     content-length: {len}\r\n\r\n"
+                );
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 1 << 20];
+                let mut left = len;
+                while left > 0 {
+                    let n = usize::try_from(left.min(chunk.len() as u64)).unwrap();
+                    // The daemon hangs up once it has its excerpt.
+                    if stream.write_all(&chunk[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n as u64;
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_agent_answering_500_with_a_huge_body_leaves_the_daemon_memory_unchanged() {
+    let url = flooding_agent(FLOOD_BYTES).await;
+    let daemon = Daemon::start(&config(
+        "    backend: sqlite\n    path: \"{dir}/journal.db\"",
+        &http_agent(
+            "flood",
+            &url,
+            "      timeout: 60s\n      concurrency: 1\n      max_attempts: 1\n",
+        ),
+        "    - agent: flood",
+    ));
+    let before = crate::harness::rss_kib(daemon.pid());
+    for id in ["flood-1", "flood-2"] {
+        let answer = post_custom(&daemon, id).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let events = settle(&daemon, 2).await;
+    assert_rss_bounded(&daemon, before);
+    for error in last_errors(&events) {
+        assert!(
+            error.contains("HTTP 500") && error.contains("xxxx"),
+            "{error}"
+        );
+        assert!(
+            error.len() <= 4096,
+            "last_error holds {} bytes",
+            error.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_a_symlink_to_a_journal_in_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["real", "other"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let real = dir.path().join("real/journal.db");
+    let other = dir.path().join("other/journal.db");
+    std::os::unix::fs::symlink(&real, &other).unwrap();
+    let queue = |path: &Path| format!("    backend: sqlite\n    path: \"{}\"", path.display());
+    let log = ("    log:\n      kind: log\n", "    - agent: log");
+    let first = Daemon::start(&config(&queue(&real), log.0, log.1));
+    let answer = post_custom(&first, "lock-1").await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+
+    let second = config(&queue(&other), log.0, log.1);
+    let (code, stderr) = tokio::task::block_in_place(|| serve_exit(&second))
+        .expect("a second daemon started on the journal the first one writes");
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("real/journal.db.lock") && stderr.contains("only one daemon"),
+        "the refusal does not name the lock: {stderr}"
+    );
+    // The first daemon still owns the journal and answers.
+    let answer = post_custom(&first, "lock-1").await;
+    assert_eq!(answer.outcome(), "duplicate", "{answer:?}");
+}
+
+/// The password and token of the agent URL in the redaction test, as the environment gives them.
+const URL_PASSWORD: &str = "pw-4f1c9e27b3";
+const URL_TOKEN: &str = "tok-8d02aa5e61";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_url_credentials_are_redacted_in_config_check_logs_and_last_error() {
+    // One agent answers 500, the other's port is closed: both errors name the URL.
+    let failing = flooding_agent(16).await;
+    let failing_port = failing
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/events");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let with_credentials = |port: &str| {
+        format!(
+            "http://svc:${{AGENT_URL_PASSWORD}}@127.0.0.1:{port}/events?token=${{AGENT_URL_TOKEN}}"
+        )
+    };
+    let agents = [
+        http_agent(
+            "failing",
+            &with_credentials(failing_port),
+            "      max_attempts: 1\n",
+        ),
+        http_agent(
+            "refused",
+            &with_credentials(&closed_port.to_string()),
+            "      max_attempts: 1\n",
+        ),
+    ]
+    .concat();
+    let env = [
+        ("AGENT_URL_PASSWORD", URL_PASSWORD),
+        ("AGENT_URL_TOKEN", URL_TOKEN),
+    ];
+    let daemon = Daemon::start_with_env(
+        &config(
+            "    backend: sqlite\n    path: \"{dir}/journal.db\"",
+            &agents,
+            "    - agent: failing\n    - agent: refused",
+        ),
+        &env,
+    );
+    let check = Command::new(binary())
+        .args(["config", "check", "--config"])
+        .arg(&daemon.config)
+        .env_remove("CLAWLET_CONFIG")
+        .envs(env)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        shown.contains(&format!(
+            "http://[redacted]@127.0.0.1:{failing_port}/events?token=[redacted]"
+        )),
+        "{shown}"
+    );
+
+    let answer = post_custom(&daemon, "redact-1").await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    // The configuration needs the environment; the journal file does not.
+    let journal_file = daemon.config.parent().unwrap().join("journal.db");
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let event = loop {
+        let list = tokio::task::block_in_place(|| {
+            Command::new(binary())
+                .args(["events", "list", "--json", "--journal"])
+                .arg(&journal_file)
+                .output()
+                .unwrap()
+        });
+        assert!(
+            list.status.success(),
+            "{}",
+            String::from_utf8_lossy(&list.stderr)
+        );
+        let events: Vec<Value> = String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        if let Some(event) = events.into_iter().find(|e| e["status"] == "dead") {
+            break event;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deliveries never went dead\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let errors: Vec<&str> = event["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["last_error"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("HTTP 500"))
+            && errors.iter().all(|e| e.contains("[redacted]")),
+        "{errors:?}"
+    );
+    // Both dead letters are logged before the event shows dead.
+    let logs = daemon.logs();
+    assert_eq!(logs.matches("delivery dead-lettered").count(), 2, "{logs}");
+    for secret in [URL_PASSWORD, URL_TOKEN] {
+        assert!(
+            !shown.contains(secret),
+            "{secret} in config check:\n{shown}"
+        );
+        assert!(!logs.contains(secret), "{secret} in the log:\n{logs}");
+        for error in &errors {
+            assert!(!error.contains(secret), "{secret} in last_error: {error}");
+        }
+    }
+}
+
+/// Runs the binary with `args`, its standard output a pipe whose reading end is closed before
+/// the command writes anything; returns its exit code and standard error.
+fn run_with_stdout_closed(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env_remove("CLAWLET_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_ends_send_and_events_quietly() {
+    let daemon = Daemon::start(&config(
+        "    backend: sqlite\n    path: \"{dir}/journal.db\"",
+        "    log:\n      kind: log\n",
+        "    - agent: log",
+    ));
+    for i in 0..300 {
+        let answer = post_custom(&daemon, &format!("pipe-{i}")).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let url = daemon.url("/webhook/myservice");
+    let config = daemon.config.to_str().unwrap();
+    let cases: [(&[&str], i32); 4] = [
+        (
+            &["events", "list", "--limit", "1000", "--config", config],
+            0,
+        ),
+        (
+            &[
+                "events", "list", "--json", "--limit", "1000", "--config", config,
+            ],
+            0,
+        ),
+        (
+            &[
+                "send",
+                "custom",
+                "--url",
+                &url,
+                "--secret",
+                CUSTOM_SECRET,
+                "--event",
+                "x.y",
+            ],
+            0,
+        ),
+        // The receiver's answer still decides the exit code.
+        (
+            &["send", "custom", "--url", &url, "--secret", "wrong-secret"],
+            1,
+        ),
+    ];
+    for (args, code) in cases {
+        let (got, stderr) = tokio::task::block_in_place(|| run_with_stdout_closed(args));
+        assert_eq!(got, Some(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        if code == 0 {
+            assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_list_prints_a_large_journal_in_flat_memory() {
+    // 400 events of 256 KiB: 100 MiB of payload that LZ4 stores in a few MB, and that a listing
+    // holding every event at once would hold whole.
+    const EVENTS: usize = 400;
+    const PAYLOAD: usize = 256 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    {
+        let bus =
+            clawlet_bus::Bus::open(clawlet_bus::BusOptions::new(clawlet_bus::Backend::Sqlite {
+                path: path.clone(),
+            }))
+            .await
+            .unwrap();
+        let padding = "p".repeat(PAYLOAD);
+        let publishes: Vec<_> = (0..EVENTS)
+            .map(|i| {
+                let bus = bus.clone();
+                let payload = format!(r#"{{"n":{i},"pad":"{padding}"}}"#);
+                tokio::spawn(async move {
+                    let envelope = clawlet_events::Envelope {
+                        id: format!("00000000-0000-7000-8000-{i:012}"),
+                        handler: "my_service".to_owned(),
+                        source: clawlet_events::Source::Custom,
+                        event_type: "fault.test".to_owned(),
+                        action: None,
+                        delivery_id: format!("big-{i}"),
+                        received_at: time::OffsetDateTime::now_utc(),
+                        summary: format!("big {i}"),
+                        headers: std::collections::BTreeMap::new(),
+                        payload: clawlet_events::Payload::from_json(&payload).unwrap(),
+                    };
+                    bus.publish_owned(envelope).await.unwrap();
+                })
+            })
+            .collect();
+        for publish in publishes {
+            publish.await.unwrap();
+        }
+    }
+    let mut child = Command::new(binary())
+        .args([
+            "events",
+            "list",
+            "--json",
+            "--limit",
+            "1000000",
+            "--journal",
+        ])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // The peak so far (`VmHWM`), read after each line: the command is never more than a pipe's
+    // buffer ahead of this reader, so the last reading sees nearly its whole run.
+    let peak_kib = || -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut lines, mut peak) = (0, 0);
+    for line in std::io::BufRead::lines(stdout) {
+        let line = line.unwrap();
+        assert!(line.len() > PAYLOAD, "{}", &line[..line.len().min(200)]);
+        lines += 1;
+        peak = peak.max(peak_kib().unwrap_or(0));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines, EVENTS);
+    let total_kib = (EVENTS * PAYLOAD / 1024) as u64;
+    assert!(
+        peak < total_kib / 2,
+        "events list held the listing in memory: peak RSS {peak} KiB for {total_kib} KiB of events"
+    );
 }

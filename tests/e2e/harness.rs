@@ -183,16 +183,40 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS in /proc/<pid>/status")
 }
 
+/// The most resident memory process `pid` has used since it started, in KiB (`VmHWM`): a peak
+/// that sampling `VmRSS` could miss.
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
 /// The NATS server the JetStream tests use, from `CLAWLET_TEST_NATS_URL`; when it is unset the
-/// caller skips, and this says why on the test output.
+/// caller skips, and this says why on the test output (or fails the test under CI).
 pub(crate) fn nats_url() -> Option<String> {
     match std::env::var("CLAWLET_TEST_NATS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            println!(
-                "skipping: CLAWLET_TEST_NATS_URL is not set, so there is no NATS server to test against"
+            skip_or_fail(
+                "CLAWLET_TEST_NATS_URL is not set, so there is no NATS server to test against \
+                 (e.g. nats://127.0.0.1:4222)",
             );
             None
         }
     }
+}
+
+/// Reports a test's missing prerequisite `what`. Under CI (`CI=true`) a test that cannot run is a
+/// failure, since a silent `ok` would hide work nobody checked; elsewhere the skip is written
+/// straight to stderr, which libtest does not capture, so that `cargo test` shows it.
+pub(crate) fn skip_or_fail(what: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} cannot run under CI=true: {what}");
+    }
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "skipping {test}: {what}");
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{Daemon, rss_kib};
+use crate::harness::{Daemon, peak_rss_kib, rss_kib};
 
 const GITHUB_SECRET: &str = "gh-hostile-secret";
 const STRIPE_SECRET: &str = "whsec_hostile_stripe_secret";
@@ -729,4 +729,250 @@ async fn odd_methods_are_refused() {
         &[Some(400), None][..],
     ));
     check_all(&daemon, cases).await;
+}
+
+/// The issue's proxy set-up: nginx on 127.0.0.1 in front, GitHub's hook range allowed, and a
+/// small rate limit so that a request charged to the proxy's own bucket shows.
+fn behind_a_proxy() -> String {
+    format!(
+        r#"webhooks:
+  host: 127.0.0.1
+  port: 0
+  trusted_proxies: ["127.0.0.1/32"]
+  allowed_ips: ["127.0.0.1/32", "192.30.252.0/22"]
+  rate_limit:
+    max_requests: 2
+    window_seconds: 60
+  queue:
+    backend: sqlite
+    path: "{{dir}}/journal.db"
+  handlers:
+    github:
+      secret: "{GITHUB_SECRET}"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_that_do_not_name_the_client_are_refused() {
+    let daemon = Daemon::start(&behind_a_proxy());
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let signature = github_signature(body);
+    let unsigned = |extra: &[(&str, &[u8])]| github(body, b"sha256=00", extra);
+    let forbidden: &[Option<u16>] = &[Some(403)];
+    let cases = vec![
+        // Not on the allowlist: refused as before.
+        (
+            "XFF alone, not allowed",
+            unsigned(&[("X-Forwarded-For", b"203.0.113.9")]),
+            forbidden,
+        ),
+        // The client adds its own Forwarded naming an allowed address: the two disagree, and
+        // neither they nor the proxy's own address are believed (it used to be 401 as 127.0.0.1).
+        (
+            "XFF and a forged Forwarded",
+            unsigned(&[
+                ("X-Forwarded-For", b"203.0.113.9"),
+                ("Forwarded", b"for=192.30.252.1"),
+            ]),
+            forbidden,
+        ),
+        (
+            "Forwarded and a forged XFF",
+            unsigned(&[
+                ("X-Forwarded-For", b"192.30.252.1"),
+                ("Forwarded", b"for=203.0.113.9"),
+            ]),
+            forbidden,
+        ),
+        (
+            "XFF unknown",
+            unsigned(&[("X-Forwarded-For", b"unknown")]),
+            forbidden,
+        ),
+        (
+            "XFF empty",
+            unsigned(&[("X-Forwarded-For", b"")]),
+            forbidden,
+        ),
+        (
+            "XFF garbage",
+            unsigned(&[("X-Forwarded-For", b"192.30.252.1, not-an-ip")]),
+            forbidden,
+        ),
+        (
+            "XFF not UTF-8",
+            unsigned(&[("X-Forwarded-For", b"192.30.252.\xff")]),
+            forbidden,
+        ),
+        (
+            "Forwarded obfuscated",
+            unsigned(&[("Forwarded", b"for=_hidden")]),
+            forbidden,
+        ),
+        (
+            "Forwarded unknown",
+            unsigned(&[("Forwarded", b"for=unknown")]),
+            forbidden,
+        ),
+        ("no forwarding header", unsigned(&[]), forbidden),
+    ];
+    check_all(&daemon, cases).await;
+
+    // None of those was charged to the proxy's bucket: a client the proxy names as 127.0.0.1
+    // still has its burst of two (unsigned, so 401), and only then is limited.
+    let from_proxy_host = || unsigned(&[("X-Forwarded-For", b"127.0.0.1")]);
+    for (i, expected) in [401, 401, 429].into_iter().enumerate() {
+        let reply = exchange(daemon.addr, from_proxy_host()).await;
+        assert_eq!(reply.status, Some(expected), "request {i}: {}", reply.text);
+    }
+    // A real sender behind the proxy, named the same way by both headers, gets through.
+    let reply = exchange(
+        daemon.addr,
+        github(
+            body,
+            &signature,
+            &[
+                ("X-Forwarded-For", b"192.30.252.1"),
+                ("Forwarded", b"for=192.30.252.1;proto=https"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, Some(200), "{}", reply.text);
+}
+
+/// The in-flight body budget of the flood test, and what the daemon may use beyond it.
+const FLOOD_BUDGET: u64 = 64 * 1024 * 1024;
+const FLOOD_SLACK_KIB: u64 = 64 * 1024;
+
+/// Sends `head` and then `body` on a fresh connection, reading the answer as it comes: a sender
+/// that is answered before it finished stops sending, as HTTP clients do. Returns the answer.
+async fn send_large(addr: SocketAddr, head: Vec<u8>, body: std::sync::Arc<Vec<u8>>) -> Reply {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        if write.write_all(&head).await.is_err() {
+            return;
+        }
+        for piece in body.chunks(256 * 1024) {
+            if write.write_all(piece).await.is_err() {
+                return;
+            }
+        }
+        // Keep the write half open until the answer is read.
+        std::future::pending::<()>().await;
+    });
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(120), async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .is_ok();
+    writer.abort();
+    let text = String::from_utf8_lossy(&received).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok());
+    Reply {
+        status,
+        closed,
+        text,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unsigned_25_mb_bodies_stays_within_the_body_budget() {
+    let config = format!(
+        r#"webhooks:
+  host: 127.0.0.1
+  port: 0
+  rate_limit:
+    enabled: false
+  max_body_bytes: 26214400
+  limits:
+    request_timeout: 120s
+    max_inflight_body_bytes: {FLOOD_BUDGET}
+  queue:
+    backend: sqlite
+    path: "{{dir}}/journal.db"
+  handlers:
+    github:
+      secret: "{GITHUB_SECRET}"
+"#
+    );
+    // As the shipped systemd unit runs it: mimalloc gives freed memory back at once.
+    let daemon = Daemon::start_with_env(
+        &config,
+        &[
+            ("MIMALLOC_PURGE_DELAY", "0"),
+            ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+        ],
+    );
+    const SIZE: usize = 25_000_000;
+    let body = std::sync::Arc::new(vec![b' '; SIZE]);
+    let head = |i: usize| {
+        format!(
+            "POST /webhook/github HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: flood-{i}\r\n\
+             X-Hub-Signature-256: sha256=00\r\nContent-Length: {SIZE}\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let senders: Vec<_> = (0..100)
+        .map(|i| tokio::spawn(send_large(daemon.addr, head(i), body.clone())))
+        .collect();
+    let mut replies = Vec::new();
+    for sender in senders {
+        replies.push(sender.await.unwrap());
+    }
+
+    let mut refused_with_retry = 0;
+    let mut read_and_refused = 0;
+    for reply in &replies {
+        match reply.status {
+            Some(503) => {
+                assert!(
+                    reply
+                        .text
+                        .to_ascii_lowercase()
+                        .contains("\r\nretry-after: "),
+                    "503 without Retry-After: {}",
+                    reply.text
+                );
+                refused_with_retry += 1;
+            }
+            Some(401) => read_and_refused += 1,
+            // The server may close on a sender still writing the body it will not read.
+            None => {}
+            Some(other) => panic!("unexpected {other}: {}", reply.text),
+        }
+    }
+    let peak = peak_rss_kib(daemon.pid());
+    let bound = FLOOD_BUDGET / 1024 + FLOOD_SLACK_KIB;
+    let summary = format!(
+        "peak {peak} KiB, {refused_with_retry} × 503, {read_and_refused} × 401, {} closed unanswered",
+        replies.len() - refused_with_retry - read_and_refused
+    );
+    eprintln!("flood: {summary}");
+    assert!(
+        peak < bound,
+        "the daemon used more than the {FLOOD_BUDGET}-byte budget plus {FLOOD_SLACK_KIB} KiB: {summary}"
+    );
+    assert!(
+        refused_with_retry > 0,
+        "no request was turned away by the budget: {summary}"
+    );
+    assert!(
+        read_and_refused > 0,
+        "no body was read at all, so the budget was never exercised: {summary}"
+    );
+    assert_healthy(&daemon, "a flood of 25 MB bodies").await;
 }

@@ -12,8 +12,15 @@
 mod agent;
 mod crash;
 mod faults;
+mod firstrun;
 mod harness;
 mod hostile;
 mod nats;
+mod nats_cli;
+mod nats_cluster;
 mod operate;
 mod providers;
+mod quickstart;
+mod reload;
+mod settings;
+mod version;

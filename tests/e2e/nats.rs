@@ -94,4 +94,93 @@ async fn two_daemons_share_one_stream_and_store_a_delivery_once() {
     let client = async_nats::connect(&nats).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let _ = js.delete_stream(&stream).await;
+    let _ = js.delete_stream(format!("{stream}_DEAD")).await;
+}
+
+/// Renaming an agent and reloading removes the old agent's consumer, says so in the log, and the
+/// renamed agent's deliveries go on; before, the old consumer's backlog filled the queue for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_agent_leaves_no_consumer_behind_after_a_reload() {
+    let Some(nats) = nats_url() else { return };
+    let stream = format!("CLAWLET_E2E_RENAME_{}", std::process::id());
+    let agent = Agent::start().await;
+    let daemon = Daemon::start(&config(&nats, &stream, &agent));
+    let client = async_nats::connect(&nats).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let consumers = || async {
+        let mut found = Vec::new();
+        if let Ok(s) = js.get_stream(&stream).await {
+            for name in ["clawlet-agent-inbox", "clawlet-agent-inbox2"] {
+                if s.consumer_info(name).await.is_ok() {
+                    found.push(name.to_owned());
+                }
+            }
+        }
+        found
+    };
+    let deliver = |id: &str| {
+        let url = daemon.url("/webhook/github");
+        let out = tokio::task::block_in_place(|| {
+            send(&[
+                "github",
+                "--url",
+                &url,
+                "--secret",
+                GITHUB_SECRET,
+                "--delivery-id",
+                id,
+            ])
+        });
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(deliver("before-rename").contains("\"accepted\""));
+    assert!(
+        agent
+            .wait_for(Duration::from_secs(30), |got| got
+                .iter()
+                .any(|e| e["delivery_id"] == "before-rename"))
+            .await
+    );
+
+    let renamed = std::fs::read_to_string(&daemon.config)
+        .unwrap()
+        .replace("    inbox:", "    inbox2:")
+        .replace("agent: inbox", "agent: inbox2");
+    std::fs::write(&daemon.config, renamed).unwrap();
+    daemon.signal("HUP");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let names = consumers().await;
+        if !names.contains(&"clawlet-agent-inbox".to_owned())
+            && names.contains(&"clawlet-agent-inbox2".to_owned())
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "consumers after the rename: {names:?}\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("removed the consumer of an agent that is no longer configured")
+            && logs.contains("clawlet-agent-inbox"),
+        "{logs}"
+    );
+    assert!(deliver("after-rename").contains("\"accepted\""));
+    assert!(
+        agent
+            .wait_for(Duration::from_secs(30), |got| got
+                .iter()
+                .any(|e| e["delivery_id"] == "after-rename"))
+            .await,
+        "{}",
+        daemon.logs()
+    );
+
+    drop(daemon);
+    let _ = js.delete_stream(&stream).await;
+    let _ = js.delete_stream(format!("{stream}_DEAD")).await;
 }

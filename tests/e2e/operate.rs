@@ -101,7 +101,7 @@ async fn sighup_swaps_the_secret_without_failing_a_request_and_refuses_a_broken_
 }
 
 /// Polls `condition` until it holds or `bound` passes.
-async fn wait_until(bound: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub(crate) async fn wait_until(bound: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + bound;
     let mut interval = tokio::time::interval(Duration::from_millis(50));
     while tokio::time::Instant::now() < deadline {

@@ -1,5 +1,6 @@
 //! `clawlet-webhookd events …`: reads and edits the SQLite journal, also while the daemon runs
-//! (WAL lets a second process read and write beside it).
+//! (WAL lets a second process read and write beside it). Output goes through [`Output`], so that
+//! a reader that stops early (`| head -1`) ends the command quietly.
 
 use std::path::PathBuf;
 
@@ -9,9 +10,22 @@ use clawlet_config::QueueBackend;
 
 use crate::Failure;
 use crate::cli::{EventsCommand, JournalArgs, StatusArg};
+use crate::output::{Output, ReaderGone};
 use crate::wiring;
 
 pub(crate) fn run(command: EventsCommand) -> Result<(), Failure> {
+    // On the nats backend the events live in the JetStream stream, not in a journal file.
+    if let Some(loaded) = crate::events_nats::configured(&command)? {
+        return crate::events_nats::run(command, &loaded);
+    }
+    let mut out = Output::stdout();
+    journal_command(command, &mut out)?;
+    out.finish().context("writing to standard output")?;
+    Ok(())
+}
+
+/// Runs `command` against the SQLite journal, printing to `out`.
+fn journal_command(command: EventsCommand, out: &mut Output) -> Result<(), Failure> {
     match command {
         EventsCommand::List(args) => {
             let journal = open(&args.journal)?;
@@ -22,26 +36,31 @@ pub(crate) fn run(command: EventsCommand) -> Result<(), Failure> {
                 since: args.since,
                 limit: args.limit,
             };
-            let events = journal.list(&filter).context("listing events")?;
-            for event in &events {
+            // Each event is printed as it is read: memory stays flat whatever `--limit` says.
+            let listed = journal.for_each(&filter, |event| -> anyhow::Result<()> {
                 if args.json {
-                    let json = serde_json::to_string(event).context("encoding an event")?;
-                    println!("{}", one_line(&json));
+                    let json = serde_json::to_string(&event).context("encoding an event")?;
+                    out.line(one_line(&json))?;
                 } else {
-                    println!("{}", line(event));
+                    out.line(line(&event))?;
                 }
+                if out.is_closed() {
+                    return Err(ReaderGone.into());
+                }
+                Ok(())
+            });
+            match listed {
+                Err(e) if e.is::<ReaderGone>() => Ok(()),
+                other => Ok(other.context("listing events")?),
             }
-            Ok(())
         }
         EventsCommand::Show { id, journal } => {
             let journal = open(&journal)?;
             let event = journal.show(&id).context("reading the event")?;
             match event {
                 Some(event) => {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&event).context("encoding the event")?
-                    );
+                    out.line(serde_json::to_string_pretty(&event).context("encoding the event")?)
+                        .context("writing to standard output")?;
                     Ok(())
                 }
                 None => Err(Failure::Runtime(anyhow::anyhow!("no event with id {id}"))),
@@ -60,7 +79,8 @@ pub(crate) fn run(command: EventsCommand) -> Result<(), Failure> {
                 }
             };
             let count = journal.replay(selector).context("queueing events again")?;
-            println!("{count} event(s) queued for delivery");
+            out.line(format_args!("{count} event(s) queued for delivery"))
+                .context("writing to standard output")?;
             Ok(())
         }
         EventsCommand::Purge {
@@ -71,7 +91,8 @@ pub(crate) fn run(command: EventsCommand) -> Result<(), Failure> {
             let count = journal
                 .purge_older_than(older_than)
                 .context("purging events")?;
-            println!("{count} event(s) purged");
+            out.line(format_args!("{count} event(s) purged"))
+                .context("writing to standard output")?;
             Ok(())
         }
     }
@@ -113,7 +134,7 @@ fn open(args: &JournalArgs) -> Result<Journal, Failure> {
         .map_err(Failure::from)
 }
 
-fn status(arg: StatusArg) -> DeliveryStatus {
+pub(crate) fn status(arg: StatusArg) -> DeliveryStatus {
     match arg {
         StatusArg::Pending => DeliveryStatus::Pending,
         StatusArg::Delivered => DeliveryStatus::Delivered,
@@ -122,7 +143,7 @@ fn status(arg: StatusArg) -> DeliveryStatus {
 }
 
 /// One readable line: when, status, handler, type, id and summary.
-fn line(event: &StoredEvent) -> String {
+pub(crate) fn line(event: &StoredEvent) -> String {
     let e = &event.envelope;
     let when = e
         .received_at
@@ -140,7 +161,7 @@ fn line(event: &StoredEvent) -> String {
 
 /// Drops the whitespace between JSON tokens, so that each event is one line even when its payload
 /// (kept byte for byte as the sender wrote it) was pretty-printed. Strings are left untouched.
-fn one_line(json: &str) -> String {
+pub(crate) fn one_line(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     let (mut in_string, mut escaped) = (false, false);
     for c in json.chars() {

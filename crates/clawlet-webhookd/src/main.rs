@@ -19,6 +19,8 @@
 
 mod cli;
 mod events;
+mod events_nats;
+mod output;
 mod send;
 mod serve;
 mod telemetry;
@@ -26,7 +28,7 @@ mod wiring;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command, ConfigCommand};
 
@@ -35,6 +37,10 @@ use crate::cli::{Cli, Command, ConfigCommand};
 /// choice to whoever links them.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// What `--version` prints after the name: the package version and the commit it was built from
+/// (`build.rs`), so that a report from an installed binary says exactly which code it runs.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CLAWLET_COMMIT"), ")");
 
 /// Exit code for a usage or configuration error, which the operator fixes by editing something.
 const EXIT_CONFIG: u8 = 2;
@@ -57,7 +63,7 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_args() {
         Ok(cli) => cli,
         Err(err) => {
             // clap prints help and version itself and exits 0 for them; usage errors exit 2.
@@ -91,13 +97,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// `Cli::try_parse` with the commit in the version; the CLI definition itself stays free of build
+/// details, so that `cargo xtask release` can render it into completions and the man page.
+fn parse_args() -> Result<Cli, clap::Error> {
+    let mut command = Cli::command().version(VERSION);
+    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+}
+
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         None => serve::run(cli.serve).await,
         Some(Command::Serve(args)) => serve::run(args).await,
         Some(Command::Agent(args)) => serve::run(args.serve).await,
         Some(Command::Config(ConfigCommand::Check(args))) => {
-            let (text, code) = clawlet_config::check(&wiring::load_options(&args, None, None));
+            // The same validation as start-up and reload: the configuration's own rules, then
+            // everything the daemon builds from it.
+            let (text, code) = match clawlet_config::load(&wiring::load_options(&args, None, None))
+            {
+                Err(errors) => (format!("{errors}\n"), 2),
+                Ok(loaded) => match wiring::plan(&loaded) {
+                    Err(errors) => (format!("{errors}\n"), 2),
+                    Ok(_) => clawlet_config::show(&loaded),
+                },
+            };
             print!("{text}");
             if code == 0 {
                 Ok(())

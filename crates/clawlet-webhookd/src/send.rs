@@ -1,6 +1,7 @@
 //! `clawlet-webhookd send`: signs and sends a delivery exactly as the provider would, so a
 //! deployment can be tested end to end without the provider.
 
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -8,6 +9,7 @@ use clawlet_verify::{custom, github, standard, stripe};
 use serde_json::{Value, json};
 
 use crate::cli::{Provider, SendArgs};
+use crate::output::Output;
 
 /// One delivery ready to go on the wire.
 #[derive(Debug)]
@@ -83,8 +85,80 @@ pub(crate) fn build(args: &SendArgs, now: i64) -> Result<Delivery> {
     Ok(Delivery { headers, body })
 }
 
+/// The variable the example configuration reads the provider's secret from, for messages.
+fn secret_variable(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Github => "GITHUB_WEBHOOK_SECRET",
+        Provider::Stripe => "STRIPE_WEBHOOK_SECRET",
+        Provider::Standard => "MYSERVICE_SECRET",
+        Provider::Custom => "CUSTOM_WEBHOOK_SECRET",
+    }
+}
+
+/// Refuses what cannot succeed before anything is sent: an empty secret (the signature could
+/// never match a handler's, which must have a non-empty one) and a URL that is not an absolute
+/// `http://` or `https://` URL. Returns the parsed URL.
+pub(crate) fn check(args: &SendArgs) -> Result<reqwest::Url> {
+    if args.secret.is_empty() {
+        let var = secret_variable(args.provider);
+        bail!(
+            "--secret is empty, so the signature cannot match the handler's secret and the \
+             receiver would answer 401; pass the secret the handler is configured with, as in \
+             --secret \"${var}\" with {var} exported in this shell with the value the daemon has \
+             (or set CLAWLET_SEND_SECRET)"
+        );
+    }
+    let example = "http://127.0.0.1:8080/webhook/github";
+    // `localhost:8080/x` parses as a URL of scheme `localhost`: no `://` means no scheme given.
+    if !args.url.contains("://") {
+        bail!(
+            "--url {}: the URL has no scheme; write it in full, as in {example}",
+            args.url
+        );
+    }
+    match reqwest::Url::parse(&args.url) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(url),
+        Ok(_) => bail!(
+            "--url {}: the scheme must be http:// or https:// and a host must follow, as in {example}",
+            args.url
+        ),
+        Err(err) => bail!(
+            "--url {}: not a URL ({err}); write it as in {example}",
+            args.url
+        ),
+    }
+}
+
+/// What `send` says when the receiver did not answer 2xx.
+pub(crate) fn refusal(status: reqwest::StatusCode, args: &SendArgs) -> String {
+    let mut message = format!("the receiver answered {status}");
+    match status.as_u16() {
+        401 => {
+            let var = secret_variable(args.provider);
+            let _ = write!(
+                message,
+                ": the signature did not verify; check that --secret is the secret of the \
+                 handler at {} (its `secret:` in the daemon's configuration, with ${{VAR}} \
+                 replaced as the daemon saw it: with config/example.yaml, export {var} with the \
+                 same value for the daemon and for send)",
+                args.url
+            );
+        }
+        404 => {
+            let _ = write!(
+                message,
+                ": no handler serves this path; the daemon logs its paths at start \
+                 (\"webhook paths: …\") and `config check` prints each handler's `path`"
+            );
+        }
+        _ => {}
+    }
+    message
+}
+
 /// Sends the delivery, prints the response, and fails unless the receiver answered 2xx.
 pub(crate) async fn run(args: &SendArgs) -> Result<()> {
+    let url = check(args)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -93,7 +167,7 @@ pub(crate) async fn run(args: &SendArgs) -> Result<()> {
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .context("building the HTTP client")?;
-    let mut request = client.post(&args.url).body(delivery.body);
+    let mut request = client.post(url).body(delivery.body);
     for (name, value) in &delivery.headers {
         request = request.header(name, value);
     }
@@ -103,16 +177,21 @@ pub(crate) async fn run(args: &SendArgs) -> Result<()> {
         .with_context(|| format!("POST {}", args.url))?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    println!(
+    // A reader that stops early (`| head -1`) does not change the outcome: the exit code still
+    // says whether the receiver took the delivery.
+    let mut out = Output::stdout();
+    out.line(format_args!(
         "{} {}",
         status.as_u16(),
         status.canonical_reason().unwrap_or("")
-    );
+    ))
+    .context("writing to standard output")?;
     if !text.is_empty() {
-        println!("{text}");
+        out.line(&text).context("writing to standard output")?;
     }
+    out.finish().context("writing to standard output")?;
     if !status.is_success() {
-        bail!("the receiver answered {status}");
+        bail!("{}", refusal(status, args));
     }
     Ok(())
 }
@@ -274,6 +353,40 @@ mod tests {
         custom::Scheme::default()
             .verify(&[b"s3cret"], header(&d, "x-signature"), &d.body)
             .unwrap();
+    }
+
+    /// What `send` says before sending anything, and after a refusal.
+    #[test]
+    fn messages() {
+        let with = |secret: &str, url: &str| SendArgs {
+            url: url.to_owned(),
+            ..args(Provider::Github, secret)
+        };
+        let refused = |a: &SendArgs| check(a).map(drop).unwrap_err().to_string();
+        insta::assert_snapshot!("empty_secret", refused(&with("", "http://127.0.0.1:8080/")));
+        insta::assert_snapshot!(
+            "url_without_scheme",
+            refused(&with("s", "127.0.0.1:8080/webhook/github"))
+        );
+        insta::assert_snapshot!(
+            "url_without_scheme_or_port",
+            refused(&with("s", "localhost/webhook/github"))
+        );
+        insta::assert_snapshot!(
+            "url_with_another_scheme",
+            refused(&with("s", "ftp://127.0.0.1/webhook/github"))
+        );
+        assert!(check(&with("s", "https://hooks.example.com/webhook/github")).is_ok());
+        let a = with("s", "http://127.0.0.1:8080/webhook/github");
+        insta::assert_snapshot!(
+            "answered_401",
+            refusal(reqwest::StatusCode::UNAUTHORIZED, &a)
+        );
+        insta::assert_snapshot!("answered_404", refusal(reqwest::StatusCode::NOT_FOUND, &a));
+        insta::assert_snapshot!(
+            "answered_503",
+            refusal(reqwest::StatusCode::SERVICE_UNAVAILABLE, &a)
+        );
     }
 
     #[test]

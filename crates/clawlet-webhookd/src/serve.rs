@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -9,7 +10,7 @@ use clawlet_bus::{AttemptOutcome, Bus, CancellationToken, DeliveryObserver, Disp
 use clawlet_config::{LoadOptions, Loaded, Webhooks};
 use clawlet_http::{App, Clock, Metrics, TlsReloader};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
 use crate::cli::ServeArgs;
@@ -19,9 +20,11 @@ use crate::{Failure, telemetry, wiring};
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 /// How often the configuration file is checked for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
-/// File-change events arrive in bursts (an editor's write-rename-chmod); this long a quiet spell
-/// ends a burst before the reload runs.
-const RELOAD_DEBOUNCE: Duration = Duration::from_millis(250);
+/// A save is a burst of writes (an editor's write-rename-chmod, or a truncate and a write), and
+/// the watcher may have read the middle of it: a reload for a file change alone waits this long
+/// once, then reads the file afresh. It is never extended by further requests, so a stream of
+/// them cannot hold reloads back.
+const RELOAD_SETTLE: Duration = Duration::from_millis(250);
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let opts = wiring::load_options(&args.config, args.host.clone(), args.webhook_port);
@@ -38,14 +41,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     for warning in &loaded.warnings {
         warn!("{warning}");
     }
+    // The validation `config check` and reloads run, before anything is opened, with the
+    // configuration's exit code.
+    let plan = wiring::plan(&loaded).map_err(|errors| Failure::Config(errors.to_string()))?;
     let w = &loaded.config.webhooks;
     if !w.enabled {
         info!("webhooks.enabled is false: nothing to serve");
         return Ok(());
     }
-    // Reject configurations the library crates refuse (say, a malformed Standard Webhooks key)
-    // before anything is opened, with the configuration's exit code.
-    let runtime = wiring::runtime(w).map_err(|err| Failure::Config(format!("{err:#}")))?;
+    no_handler(&loaded).map_or(Ok(()), |why| Err(Failure::Config(why)))?;
     clawlet_http::install_crypto_provider();
     let tls = wiring::tls(w)
         .map(TlsReloader::new)
@@ -63,20 +67,25 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
             "the event queue is NOT durable: events are lost when the daemon stops; use the sqlite or nats backend in production"
         );
     }
-    let app = App::new(runtime, bus.clone(), clock()).context("building the HTTP application")?;
+    let app =
+        App::new(plan.runtime, bus.clone(), clock()).context("building the HTTP application")?;
     let shutdown = CancellationToken::new();
     let observer = Arc::new(Observer {
         metrics: app.metrics(),
     });
     let dispatcher = Dispatcher::start(
         bus.clone(),
-        wiring::agents(w),
-        wiring::routes(w),
+        plan.agents,
+        plan.routes,
         observer,
         shutdown.clone(),
     )
     .context("starting delivery to agents")?;
 
+    // Before the listening line, which tells tests and supervisors the daemon is up: a SIGHUP
+    // sent after it must find its handler in place rather than end the process.
+    let reloads = Arc::new(ReloadRequests::default());
+    spawn_signals(shutdown.clone(), Arc::clone(&reloads)).context("installing signal handlers")?;
     let listener = tokio::net::TcpListener::bind((w.host.as_str(), w.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", w.host, w.port))?;
@@ -87,10 +96,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     info!("listening on {scheme}://{addr}");
     announce(w);
 
-    let (reload_tx, reload_rx) = mpsc::channel(4);
-    spawn_signals(shutdown.clone(), reload_tx.clone()).context("installing signal handlers")?;
     if let Some(path) = loaded.source.clone() {
-        tokio::spawn(watch(path, baseline, reload_tx, shutdown.clone()));
+        tokio::spawn(watch(
+            path,
+            baseline,
+            Arc::clone(&reloads),
+            shutdown.clone(),
+        ));
     }
     let limits = wiring::server_limits(w);
     let dispatcher = Arc::new(dispatcher);
@@ -101,7 +113,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         dispatcher: Arc::clone(&dispatcher),
         tls: tls.clone(),
     };
-    let reloads = tokio::spawn(live.run(reload_rx, shutdown.clone()));
+    let reloads = tokio::spawn(live.run(reloads, shutdown.clone()));
     tokio::spawn(housekeeping(app.clone(), bus, shutdown.clone()));
 
     let served = clawlet_http::serve(
@@ -121,6 +133,60 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     info!("stopped");
     served.context("serving HTTP").map_err(Failure::from)
+}
+
+/// Why the daemon refuses to serve a configuration without an enabled handler, if it has none.
+///
+/// Every delivery would get 404, and a daemon that starts anyway looks healthy (`/health`
+/// answers) while it drops everything: most often the configuration file was not where the
+/// daemon looked. Refusing, with where it looked, turns that hour of searching into one line.
+fn no_handler(loaded: &Loaded) -> Option<String> {
+    let w = &loaded.config.webhooks;
+    if w.handlers.values().any(|h| h.enabled) {
+        return None;
+    }
+    let fix = "add one under webhooks.handlers (config/example.yaml shows each kind)";
+    Some(match (&loaded.source, &loaded.looked_for) {
+        (Some(path), _) => format!(
+            "{}: webhooks.handlers: no enabled handler, so every delivery would get 404; {fix}",
+            path.display()
+        ),
+        (None, Some(looked)) => format!(
+            "no configuration file: none was given and none was found at {}, so no webhook \
+             handler is configured and every delivery would get 404; give one with --config PATH \
+             (or CLAWLET_CONFIG=PATH), such as --config config/example.yaml",
+            looked.display()
+        ),
+        (None, None) => "no configuration file: none was given and HOME is unset, so no \
+             webhook handler is configured and every delivery would get 404; give one with \
+             --config PATH (or CLAWLET_CONFIG=PATH), such as --config config/example.yaml"
+            .to_owned(),
+    })
+}
+
+/// The settings a reload cannot change in a running daemon, by key, when they differ.
+fn needs_restart(old: &Webhooks, new: &Webhooks) -> Vec<&'static str> {
+    let changed = [
+        ("webhooks.enabled", old.enabled != new.enabled),
+        ("webhooks.host", old.host != new.host),
+        ("webhooks.port", old.port != new.port),
+        ("webhooks.queue", old.queue != new.queue),
+        ("webhooks.ssl", old.ssl != new.ssl),
+        ("webhooks.limits", old.limits != new.limits),
+        ("webhooks.telemetry", old.telemetry != new.telemetry),
+        (
+            "webhooks.logging.level",
+            old.logging.level != new.logging.level,
+        ),
+        (
+            "webhooks.logging.format",
+            old.logging.format != new.logging.format,
+        ),
+    ];
+    changed
+        .into_iter()
+        .filter_map(|(key, differs)| differs.then_some(key))
+        .collect()
 }
 
 /// Logs what is being served, one line per handler, and warns loudly about unverified ones.
@@ -152,6 +218,18 @@ fn announce(w: &Webhooks) {
             );
         }
     }
+    // One line with every path, so that a 404 in a sender's log (counted in /metrics as
+    // webhook_unmatched_requests, logged at debug) can be checked against it at a glance.
+    let paths: Vec<&str> = w
+        .handlers
+        .values()
+        .filter(|h| h.enabled)
+        .map(|h| h.path.as_str())
+        .collect();
+    info!(
+        "webhook paths: {}; any other path is answered 404",
+        paths.join(" ")
+    );
 }
 
 fn clock() -> Clock {
@@ -181,7 +259,7 @@ impl DeliveryObserver for Observer {
     }
 }
 
-fn spawn_signals(shutdown: CancellationToken, reload: mpsc::Sender<Reason>) -> Result<()> {
+fn spawn_signals(shutdown: CancellationToken, reload: Arc<ReloadRequests>) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -190,7 +268,7 @@ fn spawn_signals(shutdown: CancellationToken, reload: mpsc::Sender<Reason>) -> R
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: draining in-flight requests"); break; }
                 _ = int.recv() => { info!("SIGINT: draining in-flight requests"); break; }
-                _ = hup.recv() => { let _ = reload.try_send(Reason::Signal); }
+                _ = hup.recv() => reload.request(Reason::Signal),
                 () = shutdown.cancelled() => break,
             }
         }
@@ -202,8 +280,62 @@ fn spawn_signals(shutdown: CancellationToken, reload: mpsc::Sender<Reason>) -> R
 /// Why a reload runs.
 #[derive(Debug, Clone, Copy)]
 enum Reason {
-    Signal,
-    FileChanged,
+    Signal = 1,
+    FileChanged = 2,
+}
+
+/// The reasons gathered for the next reload.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reasons(u8);
+
+impl Reasons {
+    fn has(self, reason: Reason) -> bool {
+        self.0 & reason as u8 != 0
+    }
+
+    fn label(self) -> &'static str {
+        match (self.has(Reason::Signal), self.has(Reason::FileChanged)) {
+            (true, true) => "Signal+FileChanged",
+            (true, false) => "Signal",
+            _ => "FileChanged",
+        }
+    }
+}
+
+/// Reload requests, coalesced: a flag per reason and one wake-up, never a queue.
+///
+/// However many signals and file changes arrive while a reload runs, they leave one more reload
+/// to do, and that reload reads the file as it is when it starts, so the latest file is the one
+/// applied. A bounded queue dropped requests when full (the last file could be missed) and
+/// replayed stale ones one by one.
+#[derive(Debug, Default)]
+struct ReloadRequests {
+    pending: AtomicU8,
+    wake: Notify,
+}
+
+impl ReloadRequests {
+    fn request(&self, reason: Reason) {
+        self.pending.fetch_or(reason as u8, Ordering::AcqRel);
+        // Stores a permit when the reload task is busy, so the request is not lost.
+        self.wake.notify_one();
+    }
+
+    /// Takes every reason requested so far (none when there is none).
+    fn take(&self) -> Reasons {
+        Reasons(self.pending.swap(0, Ordering::AcqRel))
+    }
+
+    /// Waits until at least one reload is requested and takes the reasons.
+    async fn next(&self) -> Reasons {
+        loop {
+            let reasons = self.take();
+            if reasons.0 != 0 {
+                return reasons;
+            }
+            self.wake.notified().await;
+        }
+    }
 }
 
 /// Watches the configuration file: reads it once a second and reloads when its bytes change.
@@ -217,7 +349,7 @@ enum Reason {
 async fn watch(
     path: PathBuf,
     mut last: Option<Vec<u8>>,
-    reload: mpsc::Sender<Reason>,
+    reload: Arc<ReloadRequests>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(WATCH_EVERY);
@@ -232,7 +364,7 @@ async fn watch(
         };
         if last.as_ref() != Some(&now) {
             last = Some(now);
-            let _ = reload.try_send(Reason::FileChanged);
+            reload.request(Reason::FileChanged);
         }
     }
 }
@@ -247,64 +379,99 @@ struct Live {
 }
 
 impl Live {
-    async fn run(mut self, mut rx: mpsc::Receiver<Reason>, shutdown: CancellationToken) {
+    async fn run(mut self, requests: Arc<ReloadRequests>, shutdown: CancellationToken) {
         loop {
-            let reason = tokio::select! {
-                r = rx.recv() => match r { Some(r) => r, None => return },
+            let mut reasons = tokio::select! {
+                r = requests.next() => r,
                 () = shutdown.cancelled() => return,
             };
-            if matches!(reason, Reason::FileChanged) {
-                // Let the burst of events from one save settle.
-                while let Ok(Some(_)) = tokio::time::timeout(RELOAD_DEBOUNCE, rx.recv()).await {}
+            if !reasons.has(Reason::Signal) {
+                tokio::select! {
+                    () = tokio::time::sleep(RELOAD_SETTLE) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                reasons = Reasons(reasons.0 | requests.take().0);
             }
-            match self.reload(reason) {
+            match self.reload(reasons) {
                 Ok(Some(next)) => self.current = next,
                 Ok(None) => {}
-                Err(err) => {
-                    error!("configuration reload refused, the running configuration stays: {err:#}")
+                Err(errors) => {
+                    // One line per error, each saying what happened, so that a search for the
+                    // refusal finds every reason.
+                    for error in errors {
+                        error!(
+                            reason = %reasons.label(),
+                            "configuration reload refused, the running configuration stays: {error}"
+                        );
+                    }
                 }
             }
         }
     }
 
-    /// Loads and applies a new configuration; `Ok(None)` when the file did not change.
-    fn reload(&self, reason: Reason) -> Result<Option<Loaded>> {
-        let (opts, current, app, dispatcher) =
-            (&self.opts, &self.current, &self.app, &self.dispatcher);
-        if let Some(tls) = &self.tls
-            && matches!(reason, Reason::Signal)
-        {
-            tls.reload().context("reloading the TLS certificate")?;
-            info!("TLS certificate reloaded");
-        }
-        let next = clawlet_config::load(opts).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    /// Loads the file and applies it whole, or nothing of it.
+    ///
+    /// Every part that can be refused is built first: the configuration's own checks, the plan
+    /// (verifiers, agents, routes), the HTTP runtime, and on a signal the TLS certificate. Then
+    /// the dispatcher swaps agents and routes (it builds both before it swaps either, so a
+    /// refusal there leaves them as they were), and only after it the HTTP runtime and the
+    /// certificate, which cannot fail. `current` is what runs, so a file equal to it changes
+    /// nothing and any other valid file is applied. `Ok(None)` when nothing changed.
+    fn reload(&self, reasons: Reasons) -> Result<Option<Loaded>, Vec<String>> {
+        let (current, app, dispatcher) = (&self.current, &self.app, &self.dispatcher);
+        let next = clawlet_config::load(&self.opts).map_err(|errors| {
+            errors
+                .errors()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        })?;
+        // Errors past the configuration's own checks name the file too.
+        let origin = next.source.as_ref().map_or_else(
+            || "built-in defaults".to_owned(),
+            |path| path.display().to_string(),
+        );
+        let refused =
+            |key: &str, err: &dyn std::fmt::Display| vec![format!("{origin}: {key}: {err}")];
+        let cert = match &self.tls {
+            Some(tls) if reasons.has(Reason::Signal) => {
+                Some(tls.prepare().map_err(|err| refused("webhooks.ssl", &err))?)
+            }
+            _ => None,
+        };
+        let install_cert = |cert: Option<clawlet_http::PreparedCert>| {
+            if let (Some(tls), Some(cert)) = (&self.tls, cert) {
+                tls.install(cert);
+                info!("TLS certificate reloaded");
+            }
+        };
         if next.config == current.config {
+            install_cert(cert);
+            info!(reason = %reasons.label(), "configuration unchanged, nothing to apply");
             return Ok(None);
         }
         let (old, new) = (&current.config.webhooks, &next.config.webhooks);
-        if (old.host.as_str(), old.port) != (new.host.as_str(), new.port)
-            || old.queue != new.queue
-            || old.ssl != new.ssl
-            || old.limits != new.limits
-            || old.telemetry != new.telemetry
-            || old.logging.level != new.logging.level
-            || old.logging.format != new.logging.format
-        {
+        let plan = wiring::plan(&next).map_err(|errors| errors.0)?;
+        let runtime = app
+            .prepare(plan.runtime)
+            .map_err(|err| refused("webhooks.handlers", &err))?;
+        dispatcher
+            .reload(plan.agents, plan.routes)
+            .map_err(|err| refused("webhooks.agents", &err))?;
+        app.install(runtime);
+        install_cert(cert);
+        let pending = needs_restart(old, new);
+        if !pending.is_empty() {
             warn!(
-                "host, port, queue, ssl, limits, telemetry and log level/format changes take effect at the next restart"
+                "changed settings take effect at the next restart, the running values stay until then: {}",
+                pending.join(", ")
             );
         }
-        let runtime = wiring::runtime(new)?;
-        app.reload(runtime)
-            .context("applying handlers, allowlists and rate limits")?;
-        dispatcher
-            .reload(wiring::agents(new), wiring::routes(new))
-            .context("applying agents and routes")?;
         for warning in &next.warnings {
             warn!("{warning}");
         }
         announce(new);
-        info!(?reason, "configuration reloaded");
+        info!(reason = %reasons.label(), "configuration reloaded");
         Ok(Some(next))
     }
 }
@@ -320,5 +487,36 @@ async fn housekeeping(app: App, bus: Bus, shutdown: CancellationToken) {
         if let Err(err) = bus.prune().await {
             warn!("pruning delivered events failed: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future as _;
+
+    use super::*;
+
+    /// However many requests arrive while a reload runs, they leave exactly one more reload,
+    /// which knows every reason asked for.
+    #[tokio::test]
+    async fn reload_requests_coalesce() {
+        let requests = ReloadRequests::default();
+        for _ in 0..100 {
+            requests.request(Reason::Signal);
+        }
+        requests.request(Reason::FileChanged);
+        let reasons = requests.next().await;
+        assert_eq!(reasons.label(), "Signal+FileChanged");
+        assert_eq!(requests.take().0, 0, "one reload covers them all");
+        // The wake-up left behind by the burst does not produce a reload with no reason: polled
+        // once, the wait consumes it and stays pending.
+        let mut waiting = std::pin::pin!(requests.next());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            waiting.as_mut().poll(&mut cx).is_pending(),
+            "a reload ran with nothing requested"
+        );
+        requests.request(Reason::FileChanged);
+        assert_eq!(requests.next().await.label(), "FileChanged");
     }
 }
