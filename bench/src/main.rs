@@ -37,9 +37,10 @@ use crate::stats::Latency;
 #[derive(Debug, Parser)]
 #[command(name = "clawlet-loadgen", version)]
 struct Args {
-    /// Endpoint to load; only 127.0.0.0/8, [::1] and localhost are accepted.
-    #[arg(long)]
-    url: String,
+    /// Endpoint to load; only 127.0.0.0/8, [::1] and localhost are accepted. Repeat it to spread
+    /// the connections over several servers, in turn.
+    #[arg(long, required = true)]
+    url: Vec<String>,
     /// Concurrent keep-alive connections, one request in flight on each.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -94,7 +95,11 @@ fn main() -> Result<()> {
         (None, Some(_)) => MAX_DURATION,
         (None, None) => Duration::from_secs(10),
     };
-    let target = target::parse_url(&args.url)?;
+    let targets = args
+        .url
+        .iter()
+        .map(|url| target::parse_url(url))
+        .collect::<Result<Vec<_>, _>>()?;
     let body = match &args.body {
         Some(path) => Bytes::from(
             std::fs::read(path).with_context(|| format!("reading --body {}", path.display()))?,
@@ -104,13 +109,18 @@ fn main() -> Result<()> {
         ),
     };
     let body_bytes = body.len();
-    let template = Template::new(
-        &target,
-        args.scheme,
-        args.secret.as_bytes(),
-        args.bad_signature,
-        body,
-    )?;
+    let templates = targets
+        .iter()
+        .map(|target| {
+            Template::new(
+                target,
+                args.scheme,
+                args.secret.as_bytes(),
+                args.bad_signature,
+                body.clone(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(pid) = args.pid {
         procfs::cpu_ticks(pid)
             .with_context(|| format!("--pid {pid}: cannot read /proc/{pid}/stat"))?;
@@ -123,7 +133,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    let report = runtime.block_on(run(&args, target, template, body_bytes, duration))?;
+    let report = runtime.block_on(run(&args, targets, templates, body_bytes, duration))?;
     if args.json {
         println!("{}", report.to_json(&args));
     } else {
@@ -147,15 +157,15 @@ struct Report {
 
 async fn run(
     args: &Args,
-    target: target::Target,
-    template: Template,
+    targets: Vec<target::Target>,
+    templates: Vec<Template>,
     body_bytes: usize,
     duration: Duration,
 ) -> Result<Report> {
     let ticks_per_second = procfs::clock_ticks_per_second();
     let to_us = |ticks: u64| ticks * 1_000_000 / ticks_per_second;
-    let target = Arc::new(target);
-    let template = Arc::new(template);
+    let targets: Vec<_> = targets.into_iter().map(Arc::new).collect();
+    let templates: Vec<_> = templates.into_iter().map(Arc::new).collect();
 
     let stop_sampling = Arc::new(AtomicBool::new(false));
     let max_rss = Arc::new(AtomicU64::new(0));
@@ -191,9 +201,11 @@ async fn run(
     let workers: Vec<_> = (0..args.connections)
         .map(|i| {
             let worker_seed = seed.wrapping_add((i as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+            // Connection i loads server i mod n.
+            let which = i % targets.len();
             tokio::spawn(load::worker(
-                Arc::clone(&target),
-                Arc::clone(&template),
+                Arc::clone(&targets[which]),
+                Arc::clone(&templates[which]),
                 Arc::clone(&budget),
                 args.timeout,
                 worker_seed,
@@ -277,7 +289,7 @@ impl Report {
             .map(|(s, n)| (s.to_string(), (*n).into()))
             .collect();
         serde_json::json!({
-            "url": args.url,
+            "url": args.url.join(" "),
             "connections": args.connections,
             "body_bytes": self.body_bytes,
             "bad_signature": args.bad_signature,
@@ -318,7 +330,9 @@ impl Report {
         let ms = |us: u32| f64::from(us) / 1000.0;
         println!(
             "target      {} ({} connections, {} B body)",
-            args.url, args.connections, self.body_bytes
+            args.url.join(" "),
+            args.connections,
+            self.body_bytes
         );
         println!(
             "requests    {} in {:.2} s = {:.0} req/s ({} answered, {} errors: {} connect, {} i/o, {} timeout, {} unfinished)",

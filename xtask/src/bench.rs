@@ -34,6 +34,11 @@ options:
                        fast 503 with Retry-After and bounded memory
                      slow-agent: latency with an agent that sleeps 1 s, against none
                      all: every scenario above
+                     nats: the daemon on one JetStream server beside raw JetStream publishes
+                       (64 in flight, the same payload), and how fast the stream is delivered
+                       to the log agent and to a fast HTTP agent (needs /usr/sbin/nats-server)
+                     nats-cluster: req/s and p99 with 1, 2 and 3 daemons on a three-node
+                       cluster, stream of three replicas
   --duration SECS    length of each run (default 10)
   --connections N    concurrent keep-alive connections (default 64)
   --rounds N         compare: how many times to alternate the runs (default 1)
@@ -74,12 +79,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let bench = Bench {
         daemon: release.join("clawlet-webhookd"),
         loadgen: release.join("clawlet-loadgen"),
+        natsbench: release.join("clawlet-natsbench"),
         webhook: find_webhook(),
         push_body: root.join("testdata/payloads/github_push.json"),
         work: work.path.clone(),
         options,
     };
-    for binary in [&bench.daemon, &bench.loadgen] {
+    for binary in [&bench.daemon, &bench.loadgen, &bench.natsbench] {
         if !binary.exists() {
             bail!("{} is missing: run without --no-build", binary.display());
         }
@@ -96,6 +102,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             Scenario::Sizes => sizes(&bench)?,
             Scenario::Overload => overload(&bench)?,
             Scenario::SlowAgent => slow_agent(&bench)?,
+            Scenario::Nats => nats(&bench)?,
+            Scenario::NatsCluster => nats_cluster(&bench)?,
         };
         println!("{section}");
     }
@@ -108,6 +116,8 @@ enum Scenario {
     Sizes,
     Overload,
     SlowAgent,
+    Nats,
+    NatsCluster,
 }
 
 #[derive(Debug)]
@@ -144,6 +154,8 @@ impl Options {
                         "sizes" => vec![Scenario::Sizes],
                         "overload" => vec![Scenario::Overload],
                         "slow-agent" => vec![Scenario::SlowAgent],
+                        "nats" => vec![Scenario::Nats],
+                        "nats-cluster" => vec![Scenario::NatsCluster],
                         "all" => vec![
                             Scenario::Compare,
                             Scenario::SlowAgent,
@@ -178,6 +190,8 @@ fn parse_positive<T: std::str::FromStr + Default + PartialEq>(flag: &str, text: 
 struct Bench {
     daemon: PathBuf,
     loadgen: PathBuf,
+    /// The JetStream side of the nats scenarios.
+    natsbench: PathBuf,
     webhook: Option<PathBuf>,
     push_body: PathBuf,
     work: PathBuf,
@@ -337,6 +351,253 @@ fn slow_agent(bench: &Bench) -> Result<String> {
     Ok(out)
 }
 
+fn nats(bench: &Bench) -> Result<String> {
+    let conns = bench.options.connections;
+    let push = bench.push_body.clone();
+    let nodes = NatsNodes::start(bench, 1)?;
+    let url = nodes.urls[0].clone();
+    let sink = Sink::start(bench)?;
+    let mut rows = Vec::new();
+    let mut dispatch = String::new();
+    let mut split = String::new();
+    let mut model_stream = None;
+    for (agent, http, case) in [
+        ("log", None, "log agent (the default route)"),
+        (
+            "fast",
+            Some((sink.url.clone(), 64)),
+            "fast HTTP agent, concurrency 64",
+        ),
+    ] {
+        let stream = format!("BENCH_{}_{}", agent.to_uppercase(), std::process::id());
+        let server = Server::Ours(OursConfig {
+            nats: Some(NatsQueue {
+                url: url.clone(),
+                stream: stream.clone(),
+                replicas: 1,
+            }),
+            http_agent: http,
+            // Far above what a run can queue: intake is measured, not back-pressure.
+            max_pending: Some(10_000_000),
+            ..OursConfig::plain(Backend::Sqlite)
+        });
+        let mut running = start(bench, &server, next_run_id())?;
+        let started = unix_ms();
+        let cpu = CpuSplit::before(&[running.pid()], &nodes.pids());
+        let row = load_run(
+            bench,
+            std::slice::from_ref(&running),
+            &Load::signed(conns, &push),
+            case,
+            "clawlet-webhookd",
+        )?;
+        cpu.row(&mut split, case, row.measured.answered);
+        let drained = capture(
+            Command::new(&bench.natsbench)
+                .args(["drain", "--nats", &url, "--stream", &stream])
+                .args(["--consumer", &format!("clawlet-agent-{agent}")])
+                .args(["--timeout", "300s"]),
+        )
+        .with_context(|| {
+            format!(
+                "the {agent} agent's backlog did not drain; the daemon's log:\n{}",
+                tail(&running.log)
+            )
+        })?;
+        running.stop();
+        let messages = json_field(&drained, "messages")
+            .and_then(|v| v.parse::<f64>().ok())
+            .context("natsbench drain: no message count")?;
+        let drained_at = json_field(&drained, "drained_at_unix_ms")
+            .and_then(|v| v.parse::<f64>().ok())
+            .context("natsbench drain: no time")?;
+        let took = (drained_at - started as f64) / 1000.0;
+        let intake = row.measured.rps;
+        let rate = messages / took.max(1e-3);
+        let _ = writeln!(
+            dispatch,
+            "| {case} | {intake:.0} | {messages:.0} | {took:.1} | {rate:.0} | **{:.2}x** |",
+            rate / intake
+        );
+        rows.push(row);
+        model_stream.get_or_insert(stream);
+    }
+    drop(sink);
+    let model = model_stream.context("no daemon run")?;
+    eprintln!(
+        "==> raw JetStream publishes, 64 in flight, {} s",
+        bench.options.duration
+    );
+    let cpu = CpuSplit::before(&[], &nodes.pids());
+    let raw = capture(
+        Command::new(&bench.natsbench)
+            .args(["publish", "--nats", &url, "--from-stream", &model])
+            .args(["--stream", &format!("BENCH_RAW_{}", std::process::id())])
+            .args(["--in-flight", "64"])
+            .args(["--duration", &format!("{}s", bench.options.duration)]),
+    )?;
+    let field = |key: &str| -> Result<f64> {
+        json_field(&raw, key)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("natsbench publish: no {key}: {raw}"))
+    };
+    let acks = field("acks_per_s")?;
+    let p99_ms = field("p99")? / 1000.0;
+    let payload = field("payload_bytes")?;
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "an ack count"
+    )]
+    let acked = field("acked")? as u64;
+    cpu.row(&mut split, "raw publishes (no consumer)", acked);
+    drop(nodes);
+
+    let mut out =
+        String::from("### NATS JetStream: the daemon against raw publishes, one server\n\n");
+    table(&mut out, &rows);
+    let _ = writeln!(
+        out,
+        "Raw JetStream on the same server: **{acks:.0} acks/s**, p99 {p99_ms:.2} ms (async-nats, \
+         64 publishes awaiting their ack, the stored {payload:.0}-byte envelope, a fresh \
+         `Nats-Msg-Id` each, a stream configured as the daemon's)."
+    );
+    if let Some(log) = rows.first() {
+        let ratio = log.measured.rps / acks;
+        let verdict = if ratio >= 0.8 { "meets" } else { "misses" };
+        let _ = writeln!(
+            out,
+            "\n- daemon (log agent) / raw: **{ratio:.2}x** ({:.0} req/s vs {acks:.0} acks/s; target 0.8x: {verdict})",
+            log.measured.rps
+        );
+    }
+    out.push_str(
+        "\nDelivery from the stream, timed from the start of the load until the agent's consumer \
+         had finished every event (intake stops after the run; the backlog then drains):\n\n\
+         | agent | intake req/s | events | all delivered after s | dispatch events/s | dispatch / intake |\n\
+         |---|--:|--:|--:|--:|--:|\n",
+    );
+    out.push_str(&dispatch);
+    out.push_str(CpuSplit::HEADER);
+    out.push_str(&split);
+    out.push('\n');
+    Ok(out)
+}
+
+fn nats_cluster(bench: &Bench) -> Result<String> {
+    let conns = bench.options.connections;
+    let push = bench.push_body.clone();
+    let nodes = NatsNodes::start(bench, 3)?;
+    let urls = nodes.urls.join(",");
+    let mut rows = Vec::new();
+    let mut split = String::new();
+    for daemons in 1..=3 {
+        let server = Server::Ours(OursConfig {
+            nats: Some(NatsQueue {
+                url: urls.clone(),
+                stream: format!("BENCH_CLUSTER_{daemons}_{}", std::process::id()),
+                replicas: 3,
+            }),
+            max_pending: Some(10_000_000),
+            ..OursConfig::plain(Backend::Sqlite)
+        });
+        let mut running = Vec::new();
+        for _ in 0..daemons {
+            running.push(start(bench, &server, next_run_id())?);
+        }
+        let case = format!("{daemons} daemon(s), R3 stream, log agent");
+        let pids: Vec<u32> = running.iter().map(Running::pid).collect();
+        let cpu = CpuSplit::before(&pids, &nodes.pids());
+        let row = load_run(
+            bench,
+            &running,
+            &Load::signed(conns, &push),
+            &case,
+            "clawlet-webhookd",
+        )?;
+        cpu.row(&mut split, &case, row.measured.answered);
+        rows.push(row);
+        for mut daemon in running {
+            daemon.stop();
+        }
+    }
+    drop(nodes);
+    let mut out = String::from(
+        "### NATS JetStream cluster: three nodes on loopback, stream of three replicas\n\n\
+         The load's connections are spread over the daemons in turn; server CPU and memory are \
+         measured in the one-daemon run only.\n\n",
+    );
+    table(&mut out, &rows);
+    out.push_str(CpuSplit::HEADER);
+    out.push_str(&split);
+    out.push('\n');
+    Ok(out)
+}
+
+/// Where the machine's CPU went during one run: the daemons' processes and the nats-servers'.
+struct CpuSplit {
+    daemons: Vec<u32>,
+    servers: Vec<u32>,
+    daemons_before: Option<u64>,
+    servers_before: Option<u64>,
+}
+
+impl CpuSplit {
+    const HEADER: &'static str = "\nCPU per stored event, from `/proc/PID/stat` of each process:\n\n\
+         | run | daemons µs/event | nats-server µs/event (all nodes) |\n|---|--:|--:|\n";
+
+    fn before(daemons: &[u32], servers: &[u32]) -> Self {
+        Self {
+            daemons: daemons.to_vec(),
+            servers: servers.to_vec(),
+            daemons_before: cpu_us(daemons),
+            servers_before: cpu_us(servers),
+        }
+    }
+
+    /// Appends this run's table row, per event of `events`.
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "microseconds and counts far below 2^52"
+    )]
+    fn row(&self, out: &mut String, case: &str, events: u64) {
+        let per_event = |pids: &[u32], before: Option<u64>| {
+            let spent = cpu_us(pids)?.checked_sub(before?)?;
+            (events > 0 && !pids.is_empty()).then(|| spent as f64 / events as f64)
+        };
+        let _ = writeln!(
+            out,
+            "| {case} | {} | {} |",
+            opt(per_event(&self.daemons, self.daemons_before), 1),
+            opt(per_event(&self.servers, self.servers_before), 1),
+        );
+    }
+}
+
+/// User and system CPU time of these processes together, in µs (`None` if one cannot be read).
+fn cpu_us(pids: &[u32]) -> Option<u64> {
+    let ticks_per_second: u64 = capture(Command::new("getconf").arg("CLK_TCK"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let mut ticks = 0;
+    for pid in pids {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name, which may hold spaces: state is the 3rd, utime the 14th.
+        let after = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(ticks * 1_000_000 / ticks_per_second)
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
 impl Bench {
     /// Ours with this backend, then the incumbent when it is installed.
     fn servers(&self, backend: Backend) -> Vec<Server> {
@@ -357,9 +618,13 @@ enum Backend {
     Sqlite,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct OursConfig {
     backend: Backend,
+    /// The JetStream queue, instead of `backend`.
+    nats: Option<NatsQueue>,
+    /// An HTTP agent that every event is routed to: its URL and concurrency.
+    http_agent: Option<(String, u32)>,
     /// `webhooks.queue.max_pending`, when the run needs the queue to fill.
     max_pending: Option<u32>,
     /// An exec agent that sleeps this many seconds per event.
@@ -374,6 +639,8 @@ impl OursConfig {
     fn plain(backend: Backend) -> Self {
         Self {
             backend,
+            nats: None,
+            http_agent: None,
             max_pending: None,
             agent_sleep: None,
             deploy_allocator: false,
@@ -388,7 +655,16 @@ const DEPLOY_ALLOCATOR_ENV: [(&str, &str); 2] = [
     ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
 ];
 
-#[derive(Debug, Clone, Copy)]
+/// `webhooks.queue.nats` of a run on the nats backend.
+#[derive(Debug, Clone)]
+struct NatsQueue {
+    /// One URL, or several comma-separated.
+    url: String,
+    stream: String,
+    replicas: u32,
+}
+
+#[derive(Debug, Clone)]
 enum Server {
     Ours(OursConfig),
     /// The Go `webhook` server with a `payload-hmac-sha256` rule and no command.
@@ -548,6 +824,124 @@ fn http_get_status(port: u16, path: &str) -> std::io::Result<u16> {
         .ok_or_else(|| std::io::Error::other("not an HTTP status line"))
 }
 
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// nats-server processes on loopback, each with its own store under the work directory; stopped
+/// when dropped.
+struct NatsNodes {
+    urls: Vec<String>,
+    nodes: Vec<Running>,
+}
+
+impl NatsNodes {
+    fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(Running::pid).collect()
+    }
+
+    /// One server, or a cluster of `count` with routes between them; returns once a stream of
+    /// `count` replicas can be placed.
+    fn start(bench: &Bench, count: usize) -> Result<Self> {
+        if !Path::new(NATS_SERVER).exists() {
+            bail!("{NATS_SERVER} is missing: apt-get install nats-server");
+        }
+        let run = next_run_id();
+        let clients: Vec<u16> = (0..count).map(|_| free_port()).collect::<Result<_>>()?;
+        let routes: Vec<u16> = (0..count).map(|_| free_port()).collect::<Result<_>>()?;
+        let route_list = routes
+            .iter()
+            .map(|p| format!("nats-route://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut nodes = Vec::new();
+        for i in 0..count {
+            let name = format!("bench-{run}-n{i}");
+            let dir = bench.work.join(&name);
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let mut config = format!(
+                "server_name: {name}\nlisten: 127.0.0.1:{}\njetstream {{\n  store_dir: \"{}\"\n}}\n",
+                clients[i],
+                dir.join("store").display()
+            );
+            if count > 1 {
+                let _ = write!(
+                    config,
+                    "cluster {{\n  name: clawlet-bench\n  listen: 127.0.0.1:{}\n  routes: [{route_list}]\n}}\n",
+                    routes[i]
+                );
+            }
+            let path = dir.join("nats.conf");
+            fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
+            let log = dir.join("nats.log");
+            let log_file =
+                fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+            let child = Command::new(NATS_SERVER)
+                .arg("-c")
+                .arg(&path)
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone()?)
+                .stderr(log_file)
+                .spawn()
+                .with_context(|| format!("starting {NATS_SERVER}"))?;
+            nodes.push(Running {
+                child,
+                url: format!("nats://127.0.0.1:{}", clients[i]),
+                log,
+            });
+        }
+        let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+        let ready = capture(
+            Command::new(&bench.natsbench)
+                .args(["ready", "--nats", &urls[0]])
+                .args(["--replicas", &count.to_string()]),
+        );
+        if let Err(e) = ready {
+            let logs: Vec<String> = nodes.iter().map(|n| tail(&n.log)).collect();
+            bail!("{e:#}\nthe servers' logs:\n{}", logs.join("\n---\n"));
+        }
+        Ok(Self { urls, nodes })
+    }
+}
+
+/// A fast HTTP agent (`clawlet-natsbench sink`); stopped when dropped.
+struct Sink {
+    url: String,
+    _process: Running,
+}
+
+impl Sink {
+    fn start(bench: &Bench) -> Result<Self> {
+        let port = free_port()?;
+        let log = bench.work.join(format!("sink-{port}.log"));
+        let log_file =
+            fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(&bench.natsbench)
+            .args(["sink", "--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .context("starting clawlet-natsbench sink")?;
+        let url = format!("http://127.0.0.1:{port}/events");
+        let process = Running {
+            child,
+            url: url.clone(),
+            log,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                bail!("the HTTP sink did not listen on {addr}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self {
+            url,
+            _process: process,
+        })
+    }
+}
+
 fn free_port() -> Result<u16> {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a free loopback port")?;
@@ -560,9 +954,10 @@ fn free_port() -> Result<u16> {
 /// routes every event is delivered to the built-in `log` agent (its line is below the WARNING
 /// level, so nothing is written, but the delivery is recorded like any other).
 fn ours_config(config: &OursConfig, port: u16, dir: &Path) -> String {
-    let backend = match config.backend {
-        Backend::Memory => "memory",
-        Backend::Sqlite => "sqlite",
+    let backend = match (&config.nats, config.backend) {
+        (Some(_), _) => "nats",
+        (None, Backend::Memory) => "memory",
+        (None, Backend::Sqlite) => "sqlite",
     };
     let journal = dir.join("journal.sqlite");
     let mut yaml = format!(
@@ -587,6 +982,30 @@ fn ours_config(config: &OursConfig, port: u16, dir: &Path) -> String {
     );
     if let Some(max_pending) = config.max_pending {
         let _ = writeln!(yaml, "    max_pending: {max_pending}");
+    }
+    if let Some(nats) = &config.nats {
+        let _ = write!(
+            yaml,
+            "    nats:
+      url: \"{}\"
+      stream: {}
+      replicas: {}
+",
+            nats.url, nats.stream, nats.replicas
+        );
+    }
+    if let Some((url, concurrency)) = &config.http_agent {
+        let _ = write!(
+            yaml,
+            "  agents:
+    fast:
+      kind: http
+      url: \"{url}\"
+      concurrency: {concurrency}
+  routes:
+    - agent: fast
+"
+        );
     }
     if let Some(seconds) = config.agent_sleep {
         let _ = write!(
@@ -661,30 +1080,58 @@ fn file_len(path: &Path) -> Result<usize> {
     Ok(usize::try_from(len)?)
 }
 
+/// A fresh number for each server started, naming its files.
+fn next_run_id() -> usize {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Starts the server, runs the load against it, stops it.
 fn measure(bench: &Bench, server: &Server, load: &Load, case: &str) -> Result<Row> {
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let run_id = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut running = start(bench, server, run_id)?;
+    let mut running = start(bench, server, next_run_id())?;
+    let row = load_run(
+        bench,
+        std::slice::from_ref(&running),
+        load,
+        case,
+        &server.name(),
+    );
+    running.stop();
+    row
+}
+
+/// Runs the load against servers already running, its connections spread over them in turn.
+/// The server's CPU and memory are measured when there is one server.
+fn load_run(
+    bench: &Bench,
+    servers: &[Running],
+    load: &Load,
+    case: &str,
+    name: &str,
+) -> Result<Row> {
     eprintln!(
-        "==> {}, {case}: {} connections, {} s, body {}",
-        server.name(),
+        "==> {name}, {case}: {} connections, {} s, body {}",
         load.connections,
         bench.options.duration,
         load.body.display(),
     );
     let mut command = Command::new(&bench.loadgen);
+    for server in servers {
+        command.args(["--url", &server.url]);
+    }
     command
-        .args(["--url", &running.url, "--secret", SECRET, "--json"])
+        .args(["--secret", SECRET, "--json"])
         .arg("--body")
         .arg(&load.body)
         .args(["--connections", &load.connections.to_string()])
         .args(["--duration", &format!("{}s", bench.options.duration)])
-        .args(["--pid", &running.pid().to_string()])
         // One generator thread: on the 2-core machines here a second one mostly added context
         // switches (16-17 µs of generator CPU per request rather than 11.5-13.5, side by side),
         // taken from whichever server is measured.
         .args(["--threads", "1"]);
+    if let [server] = servers {
+        command.args(["--pid", &server.pid().to_string()]);
+    }
     if let Some(n) = load.max_requests {
         command.args(["--requests", &n.to_string()]);
     }
@@ -692,11 +1139,11 @@ fn measure(bench: &Bench, server: &Server, load: &Load, case: &str) -> Result<Ro
         command.arg("--bad-signature");
     }
     let output = capture(&mut command);
-    running.stop();
     let json = output.with_context(|| {
+        let logs: Vec<String> = servers.iter().map(|s| tail(&s.log)).collect();
         format!(
             "the load run failed; the server's log:\n{}",
-            tail(&running.log)
+            logs.join("\n---\n")
         )
     })?;
     let measured = Measured::from_json(&json)?;
@@ -710,7 +1157,7 @@ fn measure(bench: &Bench, server: &Server, load: &Load, case: &str) -> Result<Ro
     );
     Ok(Row {
         round: 1,
-        server: server.name(),
+        server: name.to_owned(),
         case: case.to_owned(),
         conns: load.connections,
         body: load.body_bytes()?,
@@ -1049,6 +1496,14 @@ mod tests {
             options
                 .is_some_and(|o| o.scenarios == [Scenario::Sizes] && o.duration == 3 && !o.build)
         );
+        for (name, scenario) in [
+            ("nats", Scenario::Nats),
+            ("nats-cluster", Scenario::NatsCluster),
+        ] {
+            let args = ["--scenario".to_owned(), name.to_owned()];
+            let options = Options::parse(&args).ok().flatten();
+            assert!(options.is_some_and(|o| o.scenarios == [scenario]), "{name}");
+        }
         assert!(Options::parse(&["--duration".to_owned(), "0".to_owned()]).is_err());
         assert!(Options::parse(&["--bogus".to_owned()]).is_err());
         assert!(matches!(Options::parse(&["--help".to_owned()]), Ok(None)));

@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz [--time SECS]`: runs every cargo-fuzz target in `fuzz/` for a bounded time.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
@@ -16,6 +16,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             fuzz_dir.display()
         );
     }
+    ensure_locked(&fuzz_dir)?;
     if Command::new("cargo-fuzz")
         .arg("--version")
         .output()
@@ -46,6 +47,32 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 .arg(format!("-max_total_time={seconds}"))
                 .current_dir(&root),
         )?;
+    }
+    Ok(())
+}
+
+/// Fails when `fuzz/Cargo.lock` does not match the manifests, as `--locked` does for the main
+/// workspace: `cargo fuzz` has no `--locked` of its own and would rewrite the file, so a stale
+/// lock would go unnoticed and a crash found here could not be rebuilt from the commit.
+fn ensure_locked(fuzz_dir: &std::path::Path) -> Result<()> {
+    let status = cargo()
+        .args([
+            "metadata",
+            "--locked",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(fuzz_dir.join("Cargo.toml"))
+        .stdout(Stdio::null())
+        .status()
+        .context("could not start cargo metadata")?;
+    if !status.success() {
+        bail!(
+            "fuzz/Cargo.lock does not match the manifests (a dependency of clawlet-verify, \
+             clawlet-events or clawlet-config changed?): update it with `cargo metadata \
+             --manifest-path fuzz/Cargo.toml --format-version 1 > /dev/null` and commit it"
+        );
     }
     Ok(())
 }

@@ -6,7 +6,9 @@
 //!
 //! ```text
 //! cargo xtask ci                  # exactly what CI runs (.ci/run)
-//! cargo xtask release             # target/dist/clawlet-webhookd-<version>-<target>.tar.gz + SHA256SUMS
+//! cargo xtask release             # target/dist/: the tarball, the .deb and SHA256SUMS
+//! cargo xtask dist-check          # build them from the dev profile, install the .deb, remove it
+//! cargo xtask deploy-check        # deploy/ as installed: unit, nginx -t, run as its user
 //! cargo xtask fuzz [--time 60]    # every fuzz target for the given number of seconds
 //! cargo xtask bench [...]         # the load run against the release binary
 //! ```
@@ -17,8 +19,14 @@
 )]
 
 mod bench;
+mod deb;
+mod deploy_check;
+mod dist_check;
+mod docs;
 mod fuzz;
 mod release;
+#[cfg(test)]
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -30,7 +38,16 @@ usage: cargo xtask <command>
 
 commands:
   ci                 run exactly what CI runs (.ci/run)
-  release            build the stripped release binary and pack it with its checksum
+  release [--profile NAME]
+                     build the release binary and pack it into target/dist/: a tarball and a
+                     .deb, each with completions and man pages, and SHA256SUMS
+  dist-check [--profile NAME]
+                     build those (from the dev profile by default), install the .deb, use it and
+                     remove it (needs root), then test the packaged clawlet-verify crate
+  deploy-check [--binary PATH]
+                     check deploy/: systemd-analyze verify on the unit, nginx -t on nginx.conf,
+                     and the unit's ExecStart= as an unprivileged user with the install's modes
+                     (needs root; the binary defaults to target/debug/clawlet-webhookd)
   fuzz [--time SECS] run every fuzz target for SECS seconds each (default 60)
   bench [OPTIONS]    load-test the release binary; `cargo xtask bench --help` for options";
 
@@ -38,7 +55,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
-        Some("release") => release::run(),
+        Some("release") => release::run(&args[1..]),
+        Some("dist-check") => dist_check::run(&args[1..]),
+        Some("deploy-check") => deploy_check::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {

@@ -1,15 +1,26 @@
-//! `cargo xtask release`: a stripped release build packed for operators, with its checksum.
+//! `cargo xtask release [--profile NAME]`: what an operator installs, built into `target/dist/`.
+//!
+//! - `clawlet-webhookd-<version>-<target>.tar.gz`: the binary, README, licences, the example
+//!   configuration, shell completions and man pages;
+//! - `clawlet-webhookd_<version>_<arch>.deb`: the same for Debian, with the systemd unit (see
+//!   `deb.rs`);
+//! - `SHA256SUMS` over both.
+//!
+//! The release profile (fat LTO) is what ships. Any other profile (`--profile dev`, as
+//! `cargo xtask dist-check` uses in CI) builds the same artefacts into `target/dist/<profile>/`
+//! from that profile's binary, stripped here, to check the packaging without the long build.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::{capture, cargo, exec, workspace_root};
+use crate::docs::{self, BIN};
+use crate::{capture, cargo, deb, exec, workspace_root};
 
-/// Files shipped beside the binary, relative to the workspace root.
+/// Files shipped beside the binary in the tarball, relative to the workspace root.
 const SHIPPED: &[&str] = &[
     "README.md",
     "LICENSE-MIT",
@@ -17,49 +28,165 @@ const SHIPPED: &[&str] = &[
     "config/example.yaml",
 ];
 
-pub(crate) fn run() -> Result<()> {
+/// The profile that ships.
+pub(crate) const RELEASE: &str = "release";
+
+/// What a release build produced.
+#[derive(Debug)]
+pub(crate) struct Dist {
+    pub(crate) dir: PathBuf,
+    pub(crate) tarball: PathBuf,
+    pub(crate) deb: PathBuf,
+    /// What `--version` printed after the name: `0.1.0 (abc1234)`.
+    pub(crate) version: String,
+    /// Every file the .deb installs, as an absolute path.
+    pub(crate) deb_files: Vec<String>,
+}
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let profile = parse_profile(args, RELEASE, "usage: cargo xtask release [--profile NAME]")?;
+    let dist = build(&profile)?;
+    for path in [&dist.tarball, &dist.deb, &dist.dir.join("SHA256SUMS")] {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+/// `[--profile NAME]`, or `default`.
+pub(crate) fn parse_profile(args: &[String], default: &str, usage: &str) -> Result<String> {
+    match args {
+        [] => Ok(default.to_owned()),
+        [flag, name] if flag == "--profile" => Ok(name.clone()),
+        _ => bail!("{usage}"),
+    }
+}
+
+/// Builds the binary with `profile` and packs every artefact.
+pub(crate) fn build(profile: &str) -> Result<Dist> {
     let root = workspace_root();
     exec(
         cargo()
-            .args(["build", "--release", "--locked", "-p", "clawlet-webhookd"])
+            .args(["build", "--locked", "-p", BIN, "--profile", profile])
             .current_dir(&root),
     )?;
+    // Cargo names the dev profile's folder `debug`; every other profile's folder is its name.
+    let out_dir = if profile == "dev" { "debug" } else { profile };
+    let built = root.join("target").join(out_dir).join(BIN);
 
-    let binary = root.join("target/release/clawlet-webhookd");
-    // Asking the fresh binary for its version both names the archive and proves it runs.
-    let version_line = capture(Command::new(&binary).arg("--version"))?;
+    // Asking the fresh binary for its version both names the artefacts and proves it runs.
+    let version_line = capture(Command::new(&built).arg("--version"))?;
     let version = version_line
+        .trim()
+        .strip_prefix(&format!("{BIN} "))
+        .with_context(|| format!("unexpected --version output: {version_line:?}"))?
+        .to_owned();
+    let package_version = version
         .split_whitespace()
-        .nth(1)
-        .with_context(|| format!("unexpected --version output: {version_line:?}"))?;
+        .next()
+        .with_context(|| format!("no version in {version_line:?}"))?;
     let target = host_target()?;
-    ensure_stripped(&binary)?;
 
-    let name = format!("clawlet-webhookd-{version}-{target}");
-    let dist = root.join("target/dist");
+    let dist = if profile == RELEASE {
+        root.join("target/dist")
+    } else {
+        root.join("target/dist").join(profile)
+    };
+    fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
+    let binary = dist.join(format!(".{BIN}.stripped"));
+    fs::copy(&built, &binary).with_context(|| format!("copying {}", built.display()))?;
+    if profile == RELEASE {
+        ensure_stripped(&binary)?;
+    } else {
+        exec(Command::new("strip").arg(&binary))?;
+    }
+    let docs = docs::render(&version)?;
+
+    let tarball = tarball(&root, &dist, &binary, &docs, package_version, &target)?;
+
+    let depends = deb::depends(&binary)?;
+    let inputs = deb::Inputs {
+        root: &root,
+        binary: &binary,
+        version: package_version,
+        arch: deb::debian_arch(&target)?,
+        depends: &depends,
+        docs: &docs,
+    };
+    let stage = dist.join(".deb-stage");
+    deb::stage(&stage, &inputs)?;
+    let deb_path = dist.join(format!(
+        "{}_{package_version}_{}.deb",
+        deb::PACKAGE,
+        inputs.arch
+    ));
+    deb::build(&stage, &deb_path)?;
+    let deb_files = deb::entries(&inputs)?
+        .into_iter()
+        .map(|entry| format!("/{}", entry.path))
+        .collect();
+    fs::remove_dir_all(&stage)?;
+    fs::remove_file(&binary)?;
+
+    let mut sums = String::new();
+    for file in [&tarball, &deb_path] {
+        let digest = hex::encode(Sha256::digest(fs::read(file)?));
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        sums.push_str(&format!("{digest}  {name}\n"));
+    }
+    fs::write(dist.join("SHA256SUMS"), sums)?;
+    Ok(Dist {
+        dir: dist,
+        tarball,
+        deb: deb_path,
+        version,
+        deb_files,
+    })
+}
+
+/// `clawlet-webhookd-<version>-<target>.tar.gz`, owned by root inside.
+fn tarball(
+    root: &Path,
+    dist: &Path,
+    binary: &Path,
+    docs: &docs::Docs,
+    version: &str,
+    target: &str,
+) -> Result<PathBuf> {
+    let name = format!("{BIN}-{version}-{target}");
     let stage = dist.join(&name);
     if stage.exists() {
         fs::remove_dir_all(&stage).with_context(|| format!("removing {}", stage.display()))?;
     }
-    fs::create_dir_all(stage.join("config"))?;
-    fs::copy(&binary, stage.join("clawlet-webhookd"))?;
+    for dir in ["config", "completions", "man"] {
+        fs::create_dir_all(stage.join(dir))?;
+    }
+    fs::copy(binary, stage.join(BIN))?;
     for file in SHIPPED {
         fs::copy(root.join(file), stage.join(file)).with_context(|| format!("copying {file}"))?;
     }
-
+    for (shell, file, script) in &docs.completions {
+        // The bash script is installed under the command's bare name; say which shell it is for.
+        let file = if file == BIN {
+            format!("{BIN}.{shell}")
+        } else {
+            file.clone()
+        };
+        fs::write(stage.join("completions").join(file), script)?;
+    }
+    for (file, roff) in &docs.man_pages {
+        fs::write(stage.join("man").join(file), roff)?;
+    }
     let tarball = format!("{name}.tar.gz");
     exec(
         Command::new("tar")
             .args(["--owner=0", "--group=0", "-czf", &tarball, &name])
-            .current_dir(&dist),
+            .current_dir(dist),
     )?;
     fs::remove_dir_all(&stage)?;
-
-    let digest = hex::encode(Sha256::digest(fs::read(dist.join(&tarball))?));
-    fs::write(dist.join("SHA256SUMS"), format!("{digest}  {tarball}\n"))?;
-    println!("{}", dist.join(&tarball).display());
-    println!("{}", dist.join("SHA256SUMS").display());
-    Ok(())
+    Ok(dist.join(tarball))
 }
 
 /// The host's target triple, as rustc reports it.
