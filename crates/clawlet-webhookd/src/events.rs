@@ -2,33 +2,69 @@
 //! (WAL lets a second process read and write beside it). Output goes through [`Output`], so that
 //! a reader that stops early (`| head -1`) ends the command quietly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clawlet_bus::{DeliveryStatus, Journal, ListFilter, ReplaySelector, StoredEvent};
-use clawlet_config::QueueBackend;
+use clawlet_config::{Loaded, QueueBackend};
 
 use crate::Failure;
-use crate::cli::{EventsCommand, JournalArgs, StatusArg};
+use crate::cli::{EventsCommand, JournalArgs, ReplayArgs, StatusArg};
 use crate::output::{Output, ReaderGone};
 use crate::wiring;
 
 pub(crate) fn run(command: EventsCommand) -> Result<(), Failure> {
-    // On the nats backend the events live in the JetStream stream, not in a journal file.
-    if let Some(loaded) = crate::events_nats::configured(&command)? {
-        return crate::events_nats::run(command, &loaded);
+    match store(&command)? {
+        // On the nats backend the events live in the JetStream stream, not in a journal file.
+        Store::Nats(loaded) => crate::events_nats::run(command, &loaded),
+        Store::Journal(path) => {
+            let journal = open(&path)?;
+            let mut out = Output::stdout();
+            journal_command(command, &journal, &mut out)?;
+            out.finish().context("writing to standard output")?;
+            Ok(())
+        }
     }
-    let mut out = Output::stdout();
-    journal_command(command, &mut out)?;
-    out.finish().context("writing to standard output")?;
-    Ok(())
+}
+
+/// Where the events of a command live.
+enum Store {
+    /// A SQLite journal: the file named by `--journal`, else the configured one.
+    Journal(PathBuf),
+    /// The JetStream stream of the loaded configuration.
+    Nats(Box<Loaded>),
+}
+
+/// The journal named by `--journal`, else the configured backend's store.
+fn store(command: &EventsCommand) -> Result<Store, Failure> {
+    let args: &JournalArgs = match command {
+        EventsCommand::List(args) => &args.journal,
+        EventsCommand::Show { journal, .. } | EventsCommand::Purge { journal, .. } => journal,
+        EventsCommand::Replay(args) => &args.journal,
+    };
+    if let Some(path) = &args.journal {
+        return Ok(Store::Journal(path.clone()));
+    }
+    let loaded = clawlet_config::load(&wiring::load_options(&args.config, None, None))
+        .map_err(|errors| Failure::Config(errors.to_string()))?;
+    match loaded.config.webhooks.queue.backend {
+        QueueBackend::Sqlite => Ok(Store::Journal(loaded.config.webhooks.queue.path)),
+        QueueBackend::Memory => Err(Failure::Config(
+            "webhooks.queue.backend is memory: there is no journal to read from another process"
+                .to_owned(),
+        )),
+        QueueBackend::Nats => Ok(Store::Nats(Box::new(loaded))),
+    }
 }
 
 /// Runs `command` against the SQLite journal, printing to `out`.
-fn journal_command(command: EventsCommand, out: &mut Output) -> Result<(), Failure> {
+fn journal_command(
+    command: EventsCommand,
+    journal: &Journal,
+    out: &mut Output,
+) -> Result<(), Failure> {
     match command {
         EventsCommand::List(args) => {
-            let journal = open(&args.journal)?;
             let filter = ListFilter {
                 handler: args.handler,
                 event_type: args.event_type,
@@ -54,8 +90,7 @@ fn journal_command(command: EventsCommand, out: &mut Output) -> Result<(), Failu
                 other => Ok(other.context("listing events")?),
             }
         }
-        EventsCommand::Show { id, journal } => {
-            let journal = open(&journal)?;
+        EventsCommand::Show { id, .. } => {
             let event = journal.show(&id).context("reading the event")?;
             match event {
                 Some(event) => {
@@ -67,27 +102,13 @@ fn journal_command(command: EventsCommand, out: &mut Output) -> Result<(), Failu
             }
         }
         EventsCommand::Replay(args) => {
-            let journal = open(&args.journal)?;
-            let selector = match (args.id, args.dead, args.since) {
-                (Some(id), _, _) => ReplaySelector::Id(id),
-                (None, true, _) => ReplaySelector::Dead,
-                (None, false, Some(since)) => ReplaySelector::Since(since),
-                (None, false, None) => {
-                    return Err(Failure::Config(
-                        "events replay: name an id, --dead or --since".to_owned(),
-                    ));
-                }
-            };
+            let selector = replay_selector(args)?;
             let count = journal.replay(selector).context("queueing events again")?;
             out.line(format_args!("{count} event(s) queued for delivery"))
                 .context("writing to standard output")?;
             Ok(())
         }
-        EventsCommand::Purge {
-            older_than,
-            journal,
-        } => {
-            let journal = open(&journal)?;
+        EventsCommand::Purge { older_than, .. } => {
             let count = journal
                 .purge_older_than(older_than)
                 .context("purging events")?;
@@ -98,40 +119,29 @@ fn journal_command(command: EventsCommand, out: &mut Output) -> Result<(), Failu
     }
 }
 
-/// Opens the journal named by `--journal`, else the configured SQLite journal.
-fn open(args: &JournalArgs) -> Result<Journal, Failure> {
-    let path: PathBuf = match &args.journal {
-        Some(path) => path.clone(),
-        None => {
-            let loaded = clawlet_config::load(&wiring::load_options(&args.config, None, None))
-                .map_err(|errors| Failure::Config(errors.to_string()))?;
-            let queue = loaded.config.webhooks.queue;
-            match queue.backend {
-                QueueBackend::Sqlite => queue.path,
-                QueueBackend::Memory => {
-                    return Err(Failure::Config(
-                        "webhooks.queue.backend is memory: there is no journal to read from another process"
-                            .to_owned(),
-                    ));
-                }
-                QueueBackend::Nats => {
-                    return Err(Failure::Config(format!(
-                        "webhooks.queue.backend is nats: inspect stream {} with the nats CLI (`nats stream view {}`)",
-                        queue.nats.stream, queue.nats.stream
-                    )));
-                }
-            }
-        }
-    };
+/// Opens the journal at `path`, which the daemon creates when it stores its first event.
+fn open(path: &Path) -> Result<Journal, Failure> {
     if !path.exists() {
         return Err(Failure::Runtime(anyhow::anyhow!(
             "no journal at {}: the daemon has not stored any event there yet",
             path.display()
         )));
     }
-    Journal::open(&path)
+    Journal::open(path)
         .with_context(|| format!("opening {}", path.display()))
         .map_err(Failure::from)
+}
+
+/// What `events replay` was asked to queue again, on either backend.
+pub(crate) fn replay_selector(args: ReplayArgs) -> Result<ReplaySelector, Failure> {
+    match (args.id, args.dead, args.since) {
+        (Some(id), _, _) => Ok(ReplaySelector::Id(id)),
+        (None, true, _) => Ok(ReplaySelector::Dead),
+        (None, false, Some(since)) => Ok(ReplaySelector::Since(since)),
+        (None, false, None) => Err(Failure::Config(
+            "events replay: name an id, --dead or --since".to_owned(),
+        )),
+    }
 }
 
 pub(crate) fn status(arg: StatusArg) -> DeliveryStatus {

@@ -4,30 +4,14 @@
 use std::path::Path;
 
 use anyhow::Context;
-use clawlet_bus::{ListFilter, NatsAdmin, ReplaySelector};
-use clawlet_config::{Loaded, QueueBackend};
+use clawlet_bus::{ListFilter, NatsAdmin};
+use clawlet_config::Loaded;
 
 use crate::Failure;
-use crate::cli::{EventsCommand, JournalArgs};
-use crate::events::{line, one_line, status};
+use crate::cli::EventsCommand;
+use crate::events::{line, one_line, replay_selector, status};
 use crate::output::Output;
 use crate::wiring;
-
-/// The loaded configuration when `command` is to run against JetStream: no `--journal` file was
-/// named and the configured backend is nats.
-pub(crate) fn configured(command: &EventsCommand) -> Result<Option<Loaded>, Failure> {
-    let args: &JournalArgs = match command {
-        EventsCommand::List(args) => &args.journal,
-        EventsCommand::Show { journal, .. } | EventsCommand::Purge { journal, .. } => journal,
-        EventsCommand::Replay(args) => &args.journal,
-    };
-    if args.journal.is_some() {
-        return Ok(None);
-    }
-    let loaded = clawlet_config::load(&wiring::load_options(&args.config, None, None))
-        .map_err(|errors| Failure::Config(errors.to_string()))?;
-    Ok((loaded.config.webhooks.queue.backend == QueueBackend::Nats).then_some(loaded))
-}
 
 /// Runs `command` against the configured stream. The CLI's commands are synchronous; this one
 /// waits for the network on a worker thread of the runtime it is called from, then prints.
@@ -78,16 +62,7 @@ async fn lines(command: EventsCommand, loaded: &Loaded) -> Result<Vec<String>, F
             }
         }
         EventsCommand::Replay(args) => {
-            let selector = match (args.id, args.dead, args.since) {
-                (Some(id), _, _) => ReplaySelector::Id(id),
-                (None, true, _) => ReplaySelector::Dead,
-                (None, false, Some(since)) => ReplaySelector::Since(since),
-                (None, false, None) => {
-                    return Err(Failure::Config(
-                        "events replay: name an id, --dead or --since".to_owned(),
-                    ));
-                }
-            };
+            let selector = replay_selector(args)?;
             let count = admin
                 .replay(selector)
                 .await

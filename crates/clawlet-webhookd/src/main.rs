@@ -12,9 +12,9 @@
 //! clawlet-webhookd send github --url http://127.0.0.1:8080/webhook/github --secret "$S"
 //! ```
 #![allow(
-    clippy::print_stdout,
     clippy::print_stderr,
-    reason = "the CLI's output is its interface"
+    reason = "the CLI's messages are its interface; standard output goes through `output::Output`, \
+              which survives a reader that goes away"
 )]
 
 mod cli;
@@ -28,9 +28,11 @@ mod wiring;
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command, ConfigCommand};
+use crate::output::Output;
 
 /// mimalloc rather than glibc's malloc, whose bookkeeping for body-sized buffers was about a tenth
 /// of the CPU per request (BENCHMARKS.md). Set here, in the binary: the library crates leave the
@@ -121,7 +123,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                     Ok(_) => clawlet_config::show(&loaded),
                 },
             };
-            print!("{text}");
+            let mut out = Output::stdout();
+            out.text(&text).context("writing to standard output")?;
+            out.finish().context("writing to standard output")?;
             if code == 0 {
                 Ok(())
             } else {

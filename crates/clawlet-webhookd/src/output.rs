@@ -1,4 +1,5 @@
-//! Standard output for the commands whose output is their result (`events`, `send`).
+//! Standard output for the commands whose output is their result (`events`, `send`,
+//! `config check`).
 //!
 //! Rust ignores SIGPIPE, so when the reader goes away (`… | head -1`) a write fails with
 //! `BrokenPipe`, and `println!` panics on it. Here that ends the output quietly instead: further
@@ -42,6 +43,15 @@ impl Output {
             return Ok(());
         }
         let written = writeln!(self.out, "{text}");
+        self.settle(written)
+    }
+
+    /// Writes `text` as it is (the caller ends its lines); nothing once the reader has gone away.
+    pub(crate) fn text(&mut self, text: &str) -> io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let written = self.out.write_all(text.as_bytes());
         self.settle(written)
     }
 
