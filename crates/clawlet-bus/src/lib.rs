@@ -38,7 +38,8 @@ pub use bus::Bus;
 pub use dispatch::{Dispatcher, DispatcherOptions};
 pub use error::BusError;
 pub use journal::Journal;
-pub use nats_admin::{NatsAdmin, server_addrs};
+pub use nats::server_addrs;
+pub use nats_admin::NatsAdmin;
 pub use retry::RetryPolicy;
 pub use spec::{
     AgentKind, AgentSpec, AgentStart, AttemptOutcome, DeliveryObserver, NoopObserver, RouteSpec,

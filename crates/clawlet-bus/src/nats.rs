@@ -24,6 +24,7 @@ use futures_util::StreamExt;
 use crate::store::{FULL_RETRY_AFTER, Shared};
 use crate::{AgentStart, BusError, Published};
 
+pub use layout::server_addrs;
 #[allow(
     unused_imports,
     reason = "the layout is shared with the `events` commands, which need not use all of it"
@@ -100,11 +101,10 @@ impl NatsStore {
         limits: StreamLimits,
         shared: Arc<Shared>,
     ) -> Result<Self, BusError> {
-        // The parser's message quotes the URL as written; only the shown form may be printed.
-        let addrs = crate::server_addrs(url).map_err(|e| match e {
-            BusError::Config(_) => BusError::Config(format!(
-                "`{shown_url}` is not a list of NATS server URLs (nats://host:port, separated by commas)"
-            )),
+        // The reason names the position in the list, never the URL: only the shown form of the
+        // list may be printed.
+        let addrs = server_addrs(url).map_err(|e| match e {
+            BusError::Config(reason) => BusError::Config(format!("`{shown_url}`: {reason}")),
             other => other,
         })?;
         let client = async_nats::ConnectOptions::new()
@@ -245,8 +245,10 @@ impl NatsStore {
     }
 }
 
-/// The highest stream sequence at or below which this consumer has finished every message.
-fn finished_floor(info: &consumer::Info) -> u64 {
+/// The highest stream sequence at or below which this consumer has finished every message:
+/// acked, or terminated after its dead letter was stored. Acks may come out of order, so this is
+/// the ack floor unless none is outstanding.
+pub(crate) fn finished_floor(info: &consumer::Info) -> u64 {
     if info.num_ack_pending == 0 {
         // Nothing awaits an ack: all it was sent is finished, and what follows was never sent.
         info.delivered.stream_sequence

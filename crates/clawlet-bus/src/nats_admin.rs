@@ -13,15 +13,15 @@ use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
+use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream};
-use async_nats::{HeaderMap, ServerAddr};
 use clawlet_events::Envelope;
 use futures_util::StreamExt;
 use time::OffsetDateTime;
 
 use crate::nats::{
     AGENT_HEADER, ATTEMPTS_HEADER, ERROR_HEADER, MSG_ID_HEADER, REPLAY_FOR_HEADER, consumer_name,
-    dead_stream, decode_envelope, subject, subject_prefix,
+    dead_stream, decode_envelope, finished_floor, server_addrs, subject, subject_prefix,
 };
 use crate::spec::Routes;
 use crate::{
@@ -39,34 +39,6 @@ const SCAN_WINDOW: u64 = 512;
 /// How far the daemons' clocks (which stamp `received_at`) may run ahead of the server's (which
 /// stamps the stream message): scans that stop at a time keep reading this much further.
 const CLOCK_SLACK: Duration = Duration::from_secs(2);
-
-/// Server URLs from a `queue.nats.url` value: one URL, or several separated by commas (the
-/// servers of one cluster, tried in turn).
-///
-/// # Errors
-///
-/// [`BusError::Config`] saying which URL of the list (counting from 1) is not a NATS URL; the
-/// URL itself is not quoted, since it may hold credentials.
-pub fn server_addrs(urls: &str) -> Result<Vec<ServerAddr>, BusError> {
-    let addrs = urls
-        .split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .enumerate()
-        .map(|(i, u)| {
-            u.parse::<ServerAddr>().map_err(|e| {
-                BusError::Config(format!(
-                    "server URL {} of the list is not a NATS URL (nats://host:port): {e}",
-                    i + 1
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if addrs.is_empty() {
-        return Err(BusError::Config("no NATS server URL given".to_owned()));
-    }
-    Ok(addrs)
-}
 
 fn unavailable(what: impl std::fmt::Display) -> BusError {
     BusError::Unavailable {
@@ -130,13 +102,10 @@ impl Progress {
             | consumer::DeliverPolicy::Last
             | consumer::DeliverPolicy::LastPerSubject => Start::Time(info.created),
         };
-        // Acks may come out of order; with none outstanding, all that was sent is finished.
-        let finished = if info.num_ack_pending == 0 {
-            info.delivered.stream_sequence
-        } else {
-            info.ack_floor.stream_sequence
-        };
-        Self { finished, start }
+        Self {
+            finished: finished_floor(info),
+            start,
+        }
     }
 
     /// Whether the event stored at `seq`, `time` is this consumer's to deliver at all.
@@ -863,22 +832,6 @@ async fn first_at_or_after(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_lists_are_split_on_commas() {
-        let addrs = server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,").unwrap();
-        assert_eq!(addrs.len(), 2);
-        let err = server_addrs("nats://a:1,nats://user:hunter2@b:notaport")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("server URL 2 of the list"), "{err}");
-        assert!(
-            !err.contains("hunter2"),
-            "credentials must not be echoed: {err}"
-        );
-        let err = server_addrs(" , ").unwrap_err().to_string();
-        assert!(err.contains("no NATS server URL"), "{err}");
-    }
 
     #[test]
     fn an_event_is_pending_before_dead_before_delivered() {

@@ -83,12 +83,19 @@ mod tests {
             Some("opened"),
             false,
         );
+        check(
+            &["pull_requestXopened"],
+            "pull_request",
+            Some("opened"),
+            false,
+        );
         check(&["pull"], "pull_request", Some("opened"), false);
         // Stripe's types hold dots themselves and carry no action.
         check(&["invoice.paid"], "invoice.paid", None, true);
         check(&["invoice"], "invoice.paid", None, false);
         check(&["invoice.paid"], "invoice", None, false);
         check(&["push", "issues.closed"], "issues", Some("closed"), true);
+        check(&["push", "invoice.paid"], "invoice.paid", None, true);
         check(&["Push"], "push", None, false);
     }
 }

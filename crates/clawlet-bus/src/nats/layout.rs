@@ -13,10 +13,42 @@
 //!   daemon on the stream.
 //! - A message's body is the envelope's JSON ([`decode_envelope`]); its `Nats-Msg-Id` is the event
 //!   id, which [`event_id`] derives from the handler and delivery id.
+//! - The servers are a `queue.nats.url` value read as a list by [`server_addrs`], the same for
+//!   the daemon and the `events` commands.
 
+use async_nats::ServerAddr;
 use clawlet_events::Envelope;
 
+use crate::BusError;
 use crate::dedup::dedup_key;
+
+/// Server URLs from a `queue.nats.url` value: one URL, or several separated by commas (the
+/// servers of one cluster, tried in turn).
+///
+/// # Errors
+///
+/// [`BusError::Config`] saying which URL of the list (counting from 1) is not a NATS URL; the
+/// URL itself is not quoted, since it may hold credentials.
+pub fn server_addrs(urls: &str) -> Result<Vec<ServerAddr>, BusError> {
+    let addrs = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .enumerate()
+        .map(|(i, u)| {
+            u.parse::<ServerAddr>().map_err(|e| {
+                BusError::Config(format!(
+                    "server URL {} of the list is not a NATS URL (nats://host:port): {e}",
+                    i + 1
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err(BusError::Config("no NATS server URL given".to_owned()));
+    }
+    Ok(addrs)
+}
 
 /// The default stream keeps the documented subjects; others get their own prefix so that streams
 /// never overlap (JetStream refuses overlapping subjects).
@@ -113,6 +145,22 @@ pub(crate) fn decode_envelope(payload: &[u8]) -> (String, Result<Envelope, serde
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_lists_are_split_on_commas() {
+        let addrs = server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,").unwrap();
+        assert_eq!(addrs.len(), 2);
+        let err = server_addrs("nats://a:1,nats://user:hunter2@b:notaport")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server URL 2 of the list"), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "credentials must not be echoed: {err}"
+        );
+        let err = server_addrs(" , ").unwrap_err().to_string();
+        assert!(err.contains("no NATS server URL"), "{err}");
+    }
 
     #[test]
     fn subject_tokens_are_sanitised() {

@@ -57,16 +57,11 @@ impl Drop for Cleanup {
 
 #[tokio::test]
 async fn two_buses_on_one_stream_store_a_delivery_once_and_agents_get_every_event() {
-    let Some(url) = nats_url("nats two_buses_on_one_stream") else {
+    let Some(f) = fixture("nats two_buses_on_one_stream").await else {
         return;
     };
-    let stream = format!("CLAWLET_TEST_{}", uuid::Uuid::now_v7().simple());
-    let _cleanup = Cleanup {
-        url: url.clone(),
-        stream: stream.clone(),
-    };
-    let a = Bus::open(options(&url, &stream)).await.unwrap();
-    let b = Bus::open(options(&url, &stream)).await.unwrap();
+    let a = Bus::open(f.options()).await.unwrap();
+    let b = Bus::open(f.options()).await.unwrap();
     assert_eq!(a.backend_name(), "nats");
     assert!(a.is_durable());
 
@@ -116,20 +111,14 @@ async fn two_buses_on_one_stream_store_a_delivery_once_and_agents_get_every_even
 
 #[tokio::test]
 async fn failing_agent_is_retried_then_dead_lettered_on_nats() {
-    let Some(url) = nats_url("nats failing_agent") else {
+    let Some(f) = fixture("nats failing_agent").await else {
         return;
     };
-    let stream = format!("CLAWLET_TEST_{}", uuid::Uuid::now_v7().simple());
-    let _cleanup = Cleanup {
-        url: url.clone(),
-        stream: stream.clone(),
-    };
-    let bus = Bus::open(options(&url, &stream)).await.unwrap();
-    let failing = vec!["/bin/sh".to_owned(), "-c".to_owned(), "exit 1".to_owned()];
+    let bus = Bus::open(f.options()).await.unwrap();
     let (observer, mut seen) = recorder(None);
     let (d, s) = start(
         &bus,
-        vec![agent("fails", AgentKind::Exec { command: failing }, 2)],
+        vec![agent("fails", exec_failing(), 2)],
         vec![route_all("fails")],
         observer,
     );
@@ -142,9 +131,7 @@ async fn failing_agent_is_retried_then_dead_lettered_on_nats() {
         vec![failed.clone(), failed, Seen::Dead("fails".into())]
     );
 
-    let client = async_nats::connect(&url).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let mut dead = js.get_stream(format!("{stream}_DEAD")).await.unwrap();
+    let mut dead = f.js.get_stream(format!("{}_DEAD", f.stream)).await.unwrap();
     assert_eq!(dead.info().await.unwrap().state.messages, 1);
     s.cancel();
     d.join().await;
