@@ -1220,7 +1220,7 @@ fn run_with_stdout_closed(args: &[&str]) -> (Option<i32>, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reader_that_goes_away_ends_send_and_events_quietly() {
+async fn a_reader_that_goes_away_ends_send_events_and_config_check_quietly() {
     let daemon = Daemon::start(&config(
         "    backend: sqlite\n    path: \"{dir}/journal.db\"",
         "    log:\n      kind: log\n",
@@ -1232,7 +1232,14 @@ async fn a_reader_that_goes_away_ends_send_and_events_quietly() {
     }
     let url = daemon.url("/webhook/myservice");
     let config = daemon.config.to_str().unwrap();
-    let cases: [(&[&str], i32); 4] = [
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "webhooks: [\n").unwrap();
+    let broken = broken.to_str().unwrap();
+    let cases: [(&[&str], i32); 6] = [
+        (&["config", "check", "--config", config], 0),
+        // The errors go to standard output too; the exit code still says the file is wrong.
+        (&["config", "check", "--config", broken], 2),
         (
             &["events", "list", "--limit", "1000", "--config", config],
             0,

@@ -7,6 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use crate::agent::{AGENT_SECRET, Agent};
+use crate::providers::GITHUB_SECRET;
+
 /// The binary under test, built by cargo before this suite runs.
 pub(crate) fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_clawlet-webhookd"))
@@ -207,6 +210,88 @@ pub(crate) fn nats_url() -> Option<String> {
             None
         }
     }
+}
+
+/// A unique stream name for this test, so that tests never share a stream.
+pub(crate) fn stream_name(test: &str) -> String {
+    format!(
+        "CLAWLET_E2E_{}_{}_{}",
+        test.to_uppercase(),
+        std::process::id(),
+        uuid_suffix()
+    )
+}
+
+fn uuid_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000
+}
+
+/// Deletes a test's stream and its dead-letter stream when the test ends, also when it fails.
+pub(crate) struct StreamGuard {
+    pub(crate) url: String,
+    pub(crate) stream: String,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let (url, stream) = (self.url.clone(), self.stream.clone());
+        // A runtime of its own on a thread of its own: this may run while a test's runtime unwinds.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let connect = async_nats::ConnectOptions::new()
+                    .connection_timeout(Duration::from_secs(2))
+                    .connect(url.split(',').next().unwrap_or_default());
+                if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(5), connect).await
+                {
+                    let js = async_nats::jetstream::new(client);
+                    let _ = js.delete_stream(&stream).await;
+                    let _ = js.delete_stream(format!("{stream}_DEAD")).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A daemon on the nats backend with one GitHub handler, `agents`, a route to `worker`, and
+/// `extra_routes`.
+pub(crate) fn nats_config(nats: &str, stream: &str, agents: &str, extra_routes: &str) -> String {
+    format!(
+        r#"webhooks:
+  host: 127.0.0.1
+  port: 0
+  rate_limit:
+    enabled: false
+  queue:
+    backend: nats
+    nats:
+      url: "{nats}"
+      stream: "{stream}"
+  handlers:
+    github:
+      secret: "{GITHUB_SECRET}"
+  agents:
+{agents}
+  routes:
+    - agent: worker
+{extra_routes}"#
+    )
+}
+
+/// An `http` agent named `worker` that posts to `agent`.
+pub(crate) fn http_worker(agent: &Agent) -> String {
+    format!(
+        "    worker:\n      kind: http\n      url: \"{}\"\n      secret: \"{AGENT_SECRET}\"\n      timeout: 5s\n",
+        agent.url
+    )
 }
 
 /// Reports a test's missing prerequisite `what`. Under CI (`CI=true`) a test that cannot run is a

@@ -3,45 +3,22 @@
 
 use std::time::Duration;
 
-use crate::agent::{AGENT_SECRET, Agent};
-use crate::harness::{Daemon, nats_url, send};
+use crate::agent::Agent;
+use crate::harness::{Daemon, StreamGuard, http_worker, nats_config, nats_url, send, stream_name};
 use crate::providers::GITHUB_SECRET;
-
-fn config(nats: &str, stream: &str, agent: &Agent) -> String {
-    format!(
-        r#"webhooks:
-  host: 127.0.0.1
-  port: 0
-  rate_limit:
-    enabled: false
-  queue:
-    backend: nats
-    nats:
-      url: "{nats}"
-      stream: "{stream}"
-  handlers:
-    github:
-      secret: "{GITHUB_SECRET}"
-  agents:
-    inbox:
-      kind: http
-      url: "{url}"
-      secret: "{AGENT_SECRET}"
-      timeout: 5s
-  routes:
-    - agent: inbox
-"#,
-        url = agent.url
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_share_one_stream_and_store_a_delivery_once() {
     let Some(nats) = nats_url() else { return };
-    let stream = format!("CLAWLET_E2E_{}", std::process::id());
+    let stream = stream_name("shared");
+    let _cleanup = StreamGuard {
+        url: nats.clone(),
+        stream: stream.clone(),
+    };
     let agent = Agent::start().await;
-    let a = Daemon::start(&config(&nats, &stream, &agent));
-    let b = Daemon::start(&config(&nats, &stream, &agent));
+    let config = nats_config(&nats, &stream, &http_worker(&agent), "");
+    let a = Daemon::start(&config);
+    let b = Daemon::start(&config);
 
     let answers: Vec<String> = tokio::task::block_in_place(|| {
         [&a, &b]
@@ -89,12 +66,6 @@ async fn two_daemons_share_one_stream_and_store_a_delivery_once() {
         .filter(|e| e["delivery_id"] == "nats-shared-1")
         .count();
     assert!(copies >= 1);
-
-    drop((a, b));
-    let client = async_nats::connect(&nats).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let _ = js.delete_stream(&stream).await;
-    let _ = js.delete_stream(format!("{stream}_DEAD")).await;
 }
 
 /// Renaming an agent and reloading removes the old agent's consumer, says so in the log, and the
@@ -102,15 +73,19 @@ async fn two_daemons_share_one_stream_and_store_a_delivery_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renamed_agent_leaves_no_consumer_behind_after_a_reload() {
     let Some(nats) = nats_url() else { return };
-    let stream = format!("CLAWLET_E2E_RENAME_{}", std::process::id());
+    let stream = stream_name("rename");
+    let _cleanup = StreamGuard {
+        url: nats.clone(),
+        stream: stream.clone(),
+    };
     let agent = Agent::start().await;
-    let daemon = Daemon::start(&config(&nats, &stream, &agent));
+    let daemon = Daemon::start(&nats_config(&nats, &stream, &http_worker(&agent), ""));
     let client = async_nats::connect(&nats).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let consumers = || async {
         let mut found = Vec::new();
         if let Ok(s) = js.get_stream(&stream).await {
-            for name in ["clawlet-agent-inbox", "clawlet-agent-inbox2"] {
+            for name in ["clawlet-agent-worker", "clawlet-agent-worker2"] {
                 if s.consumer_info(name).await.is_ok() {
                     found.push(name.to_owned());
                 }
@@ -144,15 +119,15 @@ async fn a_renamed_agent_leaves_no_consumer_behind_after_a_reload() {
 
     let renamed = std::fs::read_to_string(&daemon.config)
         .unwrap()
-        .replace("    inbox:", "    inbox2:")
-        .replace("agent: inbox", "agent: inbox2");
+        .replace("    worker:", "    worker2:")
+        .replace("agent: worker", "agent: worker2");
     std::fs::write(&daemon.config, renamed).unwrap();
     daemon.signal("HUP");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let names = consumers().await;
-        if !names.contains(&"clawlet-agent-inbox".to_owned())
-            && names.contains(&"clawlet-agent-inbox2".to_owned())
+        if !names.contains(&"clawlet-agent-worker".to_owned())
+            && names.contains(&"clawlet-agent-worker2".to_owned())
         {
             break;
         }
@@ -166,7 +141,7 @@ async fn a_renamed_agent_leaves_no_consumer_behind_after_a_reload() {
     let logs = daemon.logs();
     assert!(
         logs.contains("removed the consumer of an agent that is no longer configured")
-            && logs.contains("clawlet-agent-inbox"),
+            && logs.contains("clawlet-agent-worker"),
         "{logs}"
     );
     assert!(deliver("after-rename").contains("\"accepted\""));
@@ -179,8 +154,4 @@ async fn a_renamed_agent_leaves_no_consumer_behind_after_a_reload() {
         "{}",
         daemon.logs()
     );
-
-    drop(daemon);
-    let _ = js.delete_stream(&stream).await;
-    let _ = js.delete_stream(format!("{stream}_DEAD")).await;
 }

@@ -8,61 +8,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::agent::{AGENT_SECRET, Agent};
-use crate::harness::{Daemon, nats_url};
+use crate::agent::Agent;
+use crate::harness::{Daemon, StreamGuard, http_worker, nats_config, nats_url, stream_name};
 use crate::providers::GITHUB_SECRET;
 
 /// How long a condition may take to come true before the test fails (a bound, not an expectation).
 const BOUND: Duration = Duration::from_secs(30);
-
-/// A unique stream name for this test, so that tests never share a stream.
-pub(crate) fn stream_name(test: &str) -> String {
-    format!(
-        "CLAWLET_E2E_{}_{}_{}",
-        test.to_uppercase(),
-        std::process::id(),
-        uuid_suffix()
-    )
-}
-
-fn uuid_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-        % 1_000_000
-}
-
-/// Deletes a test's stream and its dead-letter stream when the test ends, also when it fails.
-pub(crate) struct StreamGuard {
-    pub(crate) url: String,
-    pub(crate) stream: String,
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        let (url, stream) = (self.url.clone(), self.stream.clone());
-        // A runtime of its own on a thread of its own: this may run while a test's runtime unwinds.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let connect = async_nats::ConnectOptions::new()
-                    .connection_timeout(Duration::from_secs(2))
-                    .connect(url.split(',').next().unwrap_or_default());
-                if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(5), connect).await
-                {
-                    let js = async_nats::jetstream::new(client);
-                    let _ = js.delete_stream(&stream).await;
-                    let _ = js.delete_stream(format!("{stream}_DEAD")).await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 /// A GitHub `issues` delivery signed with the test secret; returns the status and the body.
 pub(crate) async fn post_github(
@@ -85,38 +36,6 @@ pub(crate) async fn post_github(
         .await?;
     let status = response.status().as_u16();
     Ok((status, response.text().await?))
-}
-
-/// A daemon on the nats backend with one GitHub handler, `agents`, a route to `worker`, and
-/// `extra_routes`.
-fn config(nats: &str, stream: &str, agents: &str, extra_routes: &str) -> String {
-    format!(
-        r#"webhooks:
-  host: 127.0.0.1
-  port: 0
-  rate_limit:
-    enabled: false
-  queue:
-    backend: nats
-    nats:
-      url: "{nats}"
-      stream: "{stream}"
-  handlers:
-    github:
-      secret: "{GITHUB_SECRET}"
-  agents:
-{agents}
-  routes:
-    - agent: worker
-{extra_routes}"#
-    )
-}
-
-fn http_worker(agent: &Agent) -> String {
-    format!(
-        "    worker:\n      kind: http\n      url: \"{}\"\n      secret: \"{AGENT_SECRET}\"\n      timeout: 5s\n",
-        agent.url
-    )
 }
 
 /// Runs `events …` against the daemon's configuration, blocking this worker thread only.
@@ -193,7 +112,7 @@ async fn events_list_show_replay_and_purge_read_and_edit_the_jetstream_stream() 
         stream: stream.clone(),
     };
     let agent = Agent::start().await;
-    let daemon = Daemon::start(&config(&nats, &stream, &http_worker(&agent), ""));
+    let daemon = Daemon::start(&nats_config(&nats, &stream, &http_worker(&agent), ""));
 
     let mut ids = Vec::new();
     for delivery in ["cli-1", "cli-2", "cli-3"] {
@@ -310,7 +229,7 @@ async fn dead_events_are_listed_from_the_dead_letter_stream_and_replayed_with_de
         "    worker:\n      kind: exec\n      command: [\"/bin/sh\", \"-c\", \"echo attempt >> {}; exit 3\"]\n      max_attempts: 2\n      timeout: 5s\n",
         attempts.display()
     );
-    let daemon = Daemon::start(&config(&nats, &stream, &worker, ""));
+    let daemon = Daemon::start(&nats_config(&nats, &stream, &worker, ""));
     let ids = [
         accept(&daemon, "dead-1").await,
         accept(&daemon, "dead-2").await,
@@ -393,7 +312,12 @@ async fn purge_keeps_what_an_agent_still_owes() {
         "    worker:\n      kind: http\n      url: \"{url}\"\n      timeout: 1s\n      max_attempts: 1000\n\
          \x20   quitter:\n      kind: exec\n      command: [\"/bin/false\"]\n      max_attempts: 1\n"
     );
-    let daemon = Daemon::start(&config(&nats, &stream, &agents, "    - agent: quitter\n"));
+    let daemon = Daemon::start(&nats_config(
+        &nats,
+        &stream,
+        &agents,
+        "    - agent: quitter\n",
+    ));
     let id = accept(&daemon, "owed-1").await;
 
     let given_up = |events: &[Value]| {
