@@ -35,6 +35,7 @@
 mod custom;
 mod envelope;
 mod error;
+mod escape;
 mod filter;
 mod form;
 mod github;
@@ -121,6 +122,7 @@ pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
         BodyKind::Json => Cow::Borrowed(utf8(req.body)?),
         BodyKind::Form => Cow::Owned(form::payload_field(req.body)?),
     };
+    escape::check_surrogates(&text).map_err(ParseError::InvalidJson)?;
     let mut kept = BTreeMap::new();
     let (event_type, action, delivery_id, summary) = match req.source {
         Source::Github => {
