@@ -31,8 +31,8 @@ pub use layout::server_addrs;
 )]
 pub(crate) use layout::{
     AGENT_HEADER, ATTEMPTS_HEADER, CONSUMER_PREFIX, DEFAULT_STREAM, ERROR_HEADER, MSG_ID_HEADER,
-    REPLAY_FOR_HEADER, consumer_name, dead_stream, dead_subject, dead_subjects, decode_envelope,
-    event_id, subject, subject_prefix, token,
+    REPLAY_FOR_HEADER, ROUTE_HEADER, consumer_name, dead_stream, dead_subject, dead_subjects,
+    decode_envelope, event_id, subject, subject_prefix, token,
 };
 
 /// What a client is told to wait when NATS is unreachable or the stream has no room.
@@ -91,6 +91,9 @@ pub(crate) struct Core {
     reconciling: tokio::sync::Mutex<()>,
     /// False after a publish failed, until the stream is seen to have room again.
     storable: AtomicBool,
+    /// This process created the event stream and has not yet made the agents' consumers for it:
+    /// they start at its first event, even if another daemon made consumers for it first.
+    fresh: AtomicBool,
 }
 
 impl NatsStore {
@@ -128,7 +131,18 @@ impl NatsStore {
             plan: ArcSwapOption::empty(),
             reconciling: tokio::sync::Mutex::new(()),
             storable: AtomicBool::new(true),
+            fresh: AtomicBool::new(false),
         });
+        match core.js.get_stream(&core.stream).await {
+            Ok(_) => {}
+            Err(e) if is_stream_not_found(&e) => core.fresh.store(true, Ordering::Release),
+            Err(e) => {
+                return Err(unavailable(format!(
+                    "cannot read stream {}: {e}",
+                    core.stream
+                )));
+            }
+        }
         // Create or update: a stream made by an earlier version gets the limits of this one.
         core.js
             .create_or_update_stream(core.stream_config())
@@ -161,38 +175,61 @@ impl NatsStore {
             return Err(unavailable("not connected to NATS"));
         }
         let event_id = event_id(&envelope.handler, &envelope.delivery_id);
-        envelope.id.clone_from(&event_id);
-        let subject = subject(&core.prefix, &envelope);
-        let body: bytes::Bytes = envelope
-            .to_json()
-            .map_err(|e| BusError::Storage(format!("cannot serialise the envelope: {e}")))?
-            .into();
-        drop(envelope);
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(MSG_ID_HEADER, event_id.as_str());
+        let subject = async_nats::Subject::from(subject(&core.prefix, &envelope));
         let Some(slot) = core.reserve().await else {
-            // No room, except for a resend of a stored delivery, which is answered as before.
-            headers.insert("Nats-Expected-Last-Sequence", NEVER_LAST_SEQUENCE);
-            return match core.send(subject, headers, body).await {
+            // No room, except for a resend of a stored delivery, which is answered as before. The
+            // server checks the dedup window before the expected sequence, and stores nothing
+            // either way: an empty body learns as much as the event would.
+            let probe = Outgoing {
+                subject,
+                msg_id: &event_id,
+                route: None,
+                probe: true,
+                body: bytes::Bytes::new(),
+            };
+            return match core.send(&probe).await {
                 Ok(ack) if ack.duplicate => Ok(Published::Duplicate { event_id }),
-                Ok(ack) => {
-                    // Only if the stream's last sequence were the impossible one expected.
-                    core.depth.stored(ack.sequence);
-                    Ok(Published::Accepted { event_id })
-                }
+                Ok(ack) => Err(BusError::Storage(format!(
+                    "stream {} stored an empty probe at sequence {}, expecting its last sequence to be {NEVER_LAST_SEQUENCE}",
+                    core.stream, ack.sequence
+                ))),
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(BusError::Full {
                     retry_after: FULL_RETRY_AFTER,
                 }),
                 Err(e) => Err(core.failed(&e)),
             };
         };
-        let ack = match core.send(subject, headers, body).await {
+        // The agents owed the event are decided now, as the journal writes its deliveries.
+        let route = core.shared.routes.load().as_deref().map(|routes| {
+            routes
+                .agents_for(
+                    &envelope.handler,
+                    &envelope.event_type,
+                    envelope.action.as_deref(),
+                )
+                .join(",")
+        });
+        envelope.id.clone_from(&event_id);
+        let body: bytes::Bytes = envelope
+            .to_json()
+            .map_err(|e| BusError::Storage(format!("cannot serialise the envelope: {e}")))?
+            .into();
+        drop(envelope);
+        let message = Outgoing {
+            subject,
+            msg_id: &event_id,
+            route: route.as_deref(),
+            probe: false,
+            body,
+        };
+        let ack = match core.send(&message).await {
             Ok(ack) => ack,
             Err(e) => return Err(core.failed(&e)),
         };
         if !ack.duplicate {
             core.depth.stored(ack.sequence);
         }
+        drop(message);
         drop(slot);
         core.storable.store(true, Ordering::Relaxed);
         core.set_alive(true);
@@ -365,20 +402,15 @@ impl Core {
     /// the agents' consumers) and the publish tried once more.
     async fn send(
         &self,
-        subject: String,
-        headers: async_nats::HeaderMap,
-        body: bytes::Bytes,
+        message: &Outgoing<'_>,
     ) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
-        let first = self
-            .send_once(subject.clone(), headers.clone(), body.clone())
-            .await;
-        match first {
+        match self.send_once(message).await {
             Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
                 if let Err(re) = self.reconcile().await {
                     tracing::error!(stream = %self.stream, error = %re, "the stream is missing and cannot be created again");
                     return Err(e);
                 }
-                self.send_once(subject, headers, body).await
+                self.send_once(message).await
             }
             other => other,
         }
@@ -386,10 +418,14 @@ impl Core {
 
     async fn send_once(
         &self,
-        subject: String,
-        headers: async_nats::HeaderMap,
-        body: bytes::Bytes,
+        message: &Outgoing<'_>,
     ) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+        // Subject and body share their bytes with `message`; only the headers are built anew.
+        let (subject, headers, body) = (
+            message.subject.clone(),
+            message.headers(),
+            message.body.clone(),
+        );
         tokio::time::timeout(ACK_TIMEOUT, async {
             self.js
                 .publish_with_headers(subject, headers, body)
@@ -472,6 +508,7 @@ impl Core {
         let state = &stream.cached_info().state;
         // Read before the consumers, so that a publish stored meanwhile is counted at least once.
         let last = state.last_sequence;
+        let created = stream.cached_info().created;
         let room = self.limits.max_bytes.is_none_or(|cap| state.bytes < cap);
         let wanted: HashSet<String> = self
             .plan
@@ -488,7 +525,7 @@ impl Core {
                 depth = depth.max(info.num_pending + info.num_ack_pending as u64);
             }
         }
-        self.depth.set_base(depth, last);
+        self.depth.set_base(depth, last, created);
         Ok(room)
     }
 
@@ -520,19 +557,26 @@ impl Core {
     /// consumer, and the consumers of agents no longer configured are gone.
     ///
     /// A consumer made for an agent starts at new events, unless the agent says `start: all` or
-    /// the stream has no agent consumer at all: then the stream is new (first start, or created
-    /// again after it was lost) and every event in it is owed to every agent.
+    /// the stream is new: this process created it (first start, or created again after it was
+    /// lost) and has not made its consumers yet, or it has no agent consumer at all (another
+    /// daemon created it a moment ago). Then every event in it is owed to every agent. Consumers
+    /// are created before stale ones are removed, and an empty plan removes nothing, so a
+    /// stream that had agent consumers is never left with none by a reconciliation.
     pub(crate) async fn reconcile(&self) -> Result<(), BusError> {
         let _one = self.reconciling.lock().await;
         let created = match self.js.get_stream(&self.stream).await {
             Ok(_) => false,
             Err(e) if is_stream_not_found(&e) => {
-                self.js
+                let stream = self
+                    .js
                     .create_stream(self.stream_config())
                     .await
                     .map_err(|e| {
                         unavailable(format!("cannot create stream {}: {e}", self.stream))
                     })?;
+                // The new stream numbers from 1: the old one's sequences say nothing of it.
+                self.depth.restart(stream.cached_info().created);
+                self.fresh.store(true, Ordering::Release);
                 tracing::warn!(stream = %self.stream, "the event stream was missing (deleted, or the server lost its store); created it again");
                 true
             }
@@ -567,16 +611,9 @@ impl Core {
         while let Some(name) = names.next().await {
             existing.push(name.map_err(|e| unavailable(format!("cannot list consumers: {e}")))?);
         }
-        let fresh = !existing.iter().any(|n| n.starts_with(CONSUMER_PREFIX));
-        for name in &existing {
-            if name.starts_with(CONSUMER_PREFIX) && !plan.iter().any(|p| &p.name == name) {
-                stream
-                    .delete_consumer(name)
-                    .await
-                    .map_err(|e| unavailable(format!("cannot remove consumer {name}: {e}")))?;
-                tracing::warn!(stream = %self.stream, consumer = %name, "removed the consumer of an agent that is no longer configured; the events it had not delivered stay in the stream for the other agents");
-            }
-        }
+        let fresh = self.fresh.load(Ordering::Acquire)
+            || !existing.iter().any(|n| n.starts_with(CONSUMER_PREFIX));
+        // The new consumers first: a reconciliation that fails half-way leaves the old ones.
         for p in plan.iter().filter(|p| !existing.contains(&p.name)) {
             let all = fresh || p.start == AgentStart::All;
             let config = consumer::pull::Config {
@@ -602,7 +639,46 @@ impl Core {
             }
             tracing::info!(stream = %self.stream, consumer = %p.name, start = if all { "all" } else { "new" }, "created an agent's consumer");
         }
+        if plan.is_empty() {
+            return Ok(());
+        }
+        // Every agent of the stream this process created has its consumer now.
+        self.fresh.store(false, Ordering::Release);
+        for name in &existing {
+            if name.starts_with(CONSUMER_PREFIX) && !plan.iter().any(|p| &p.name == name) {
+                stream
+                    .delete_consumer(name)
+                    .await
+                    .map_err(|e| unavailable(format!("cannot remove consumer {name}: {e}")))?;
+                tracing::warn!(stream = %self.stream, consumer = %name, "removed the consumer of an agent that is no longer configured; the events it had not delivered stay in the stream for the other agents");
+            }
+        }
         Ok(())
+    }
+}
+
+/// One publish, kept so that it can be sent again after the stream was created anew.
+struct Outgoing<'a> {
+    subject: async_nats::Subject,
+    msg_id: &'a str,
+    /// The agents owed the event ([`ROUTE_HEADER`]); `None` while no routes are registered.
+    route: Option<&'a str>,
+    /// Expects a last sequence no stream reaches: stored nowhere, but a duplicate is recognised.
+    probe: bool,
+    body: bytes::Bytes,
+}
+
+impl Outgoing<'_> {
+    fn headers(&self) -> async_nats::HeaderMap {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(MSG_ID_HEADER, self.msg_id);
+        if let Some(route) = self.route {
+            headers.insert(ROUTE_HEADER, route);
+        }
+        if self.probe {
+            headers.insert("Nats-Expected-Last-Sequence", NEVER_LAST_SEQUENCE);
+        }
+        headers
     }
 }
 
@@ -638,8 +714,10 @@ struct Depth {
     max: u64,
     /// Backlog and the stream's last sequence when it was read.
     base: Mutex<(u64, u64)>,
-    /// Highest stream sequence seen in a publish ack or a read.
+    /// Highest stream sequence seen in a publish ack or a read, of the stream created at `created`.
     last_seq: AtomicU64,
+    /// When the stream whose sequences `last_seq` counts was created; `None` until first read.
+    created: Mutex<Option<time::OffsetDateTime>>,
     in_flight: AtomicU64,
     refreshing: tokio::sync::Mutex<()>,
     refreshes: AtomicU64,
@@ -661,6 +739,7 @@ impl Depth {
             max,
             base: Mutex::new((0, 0)),
             last_seq: AtomicU64::new(0),
+            created: Mutex::new(None),
             in_flight: AtomicU64::new(0),
             refreshing: tokio::sync::Mutex::new(()),
             refreshes: AtomicU64::new(0),
@@ -675,12 +754,38 @@ impl Depth {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn set_base(&self, depth: u64, last: u64) {
-        self.last_seq.fetch_max(last, Ordering::AcqRel);
+    /// A read of the stream created at `created`: its backlog and last sequence.
+    fn set_base(&self, depth: u64, last: u64, created: time::OffsetDateTime) {
+        let mut known = self
+            .created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.is_some_and(|k| k != created) {
+            // Another stream of the same name (created again, perhaps by another daemon): its
+            // sequences start over, and the higher ones seen were the old stream's.
+            self.last_seq.store(last, Ordering::Release);
+        } else {
+            self.last_seq.fetch_max(last, Ordering::AcqRel);
+        }
+        *known = Some(created);
         *self
             .base
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = (depth, last);
+    }
+
+    /// The stream was created again, at `created`, and holds nothing yet.
+    fn restart(&self, created: time::OffsetDateTime) {
+        let mut known = self
+            .created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *known = Some(created);
+        self.last_seq.store(0, Ordering::Release);
+        *self
+            .base
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (0, 0);
     }
 
     /// Stored events the base does not count yet.
@@ -720,8 +825,9 @@ mod tests {
 
     #[test]
     fn the_depth_counts_the_base_what_was_stored_since_and_what_is_in_flight() {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
         let depth = Depth::new(5);
-        depth.set_base(2, 10);
+        depth.set_base(2, 10, at);
         let a = depth.try_reserve().expect("room for a third");
         let b = depth.try_reserve().expect("room for a fourth");
         let c = depth.try_reserve().expect("room for a fifth");
@@ -735,8 +841,28 @@ mod tests {
         assert_eq!(depth.estimate(), 6);
         assert!(depth.try_reserve().is_none());
         // The agent caught up.
-        depth.set_base(0, 14);
+        depth.set_base(0, 14, at);
         assert_eq!(depth.estimate(), 0);
+        assert!(depth.try_reserve().is_some());
+    }
+
+    #[test]
+    fn a_stream_created_again_counts_from_its_own_sequences() {
+        let old = time::OffsetDateTime::UNIX_EPOCH;
+        let new = old + Duration::from_secs(60);
+        let depth = Depth::new(3);
+        depth.set_base(0, 100, old);
+        depth.stored(101);
+        // Created again by another daemon: read with its own, lower sequences.
+        depth.set_base(0, 2, new);
+        assert_eq!(depth.estimate(), 0);
+        depth.stored(3);
+        assert_eq!(depth.estimate(), 1);
+        // Created again by this one.
+        depth.restart(old);
+        assert_eq!(depth.estimate(), 0);
+        depth.stored(1);
+        assert_eq!(depth.estimate(), 1);
         assert!(depth.try_reserve().is_some());
     }
 }

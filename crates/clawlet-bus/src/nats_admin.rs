@@ -6,7 +6,7 @@
 //! it, or terminated it after its dead letter was stored); pending otherwise. A replay republishes
 //! the stored message with a fresh `Nats-Msg-Id`, so that the stream's dedup window, which still
 //! holds the delivery's own id, does not swallow it. A purge removes, through the stream API, only
-//! what every configured agent has finished. The names of streams, subjects, consumers and headers
+//! what every agent consumer on the stream has finished, as the daemons' prune does. The names of streams, subjects, consumers and headers
 //! are the daemons' own (`nats/layout.rs`).
 
 use std::collections::{HashMap, HashSet};
@@ -20,8 +20,9 @@ use futures_util::StreamExt;
 use time::OffsetDateTime;
 
 use crate::nats::{
-    AGENT_HEADER, ATTEMPTS_HEADER, ERROR_HEADER, MSG_ID_HEADER, REPLAY_FOR_HEADER, consumer_name,
-    dead_stream, decode_envelope, finished_floor, server_addrs, subject, subject_prefix,
+    AGENT_HEADER, ATTEMPTS_HEADER, CONSUMER_PREFIX, ERROR_HEADER, MSG_ID_HEADER, REPLAY_FOR_HEADER,
+    ROUTE_HEADER, consumer_name, dead_stream, decode_envelope, finished_floor, server_addrs,
+    subject, subject_prefix,
 };
 use crate::spec::Routes;
 use crate::{
@@ -339,8 +340,9 @@ impl NatsAdmin {
         Ok(count)
     }
 
-    /// Removes events stored more than `age` ago that every configured agent has finished
-    /// (delivered or dead; an event pending for any agent is kept), and the dead letters of
+    /// Removes events stored more than `age` ago that every agent consumer on the stream has
+    /// finished, whether or not this configuration names its agent (delivered or dead; an event
+    /// pending for any agent is kept), and the dead letters of
     /// events received more than `age` ago whose stream copy is gone. Returns the stream messages
     /// removed: a replayed event counts once per copy.
     /// The stream's dedup window is not touched: a delivery purged within it is still refused as
@@ -348,7 +350,9 @@ impl NatsAdmin {
     ///
     /// # Errors
     ///
-    /// [`BusError::Unavailable`] or [`BusError::Storage`] when the server fails a request.
+    /// [`BusError::Unavailable`] or [`BusError::Storage`] when the server fails a request;
+    /// [`BusError::Storage`] when the stream has no agent consumer, which leaves nothing to say
+    /// what is finished.
     pub async fn purge_older_than(&self, age: Duration) -> Result<u64, BusError> {
         let cutoff = OffsetDateTime::now_utc() - age;
         let view = self.view().await?;
@@ -359,11 +363,19 @@ impl NatsAdmin {
             .map_err(|e| unavailable(format!("cannot read stream {}: {e}", self.stream)))?
             .state
             .clone();
-        // Everything at or below every configured agent's floor is finished for all of them (a
+        // Everything at or below every agent consumer's floor is finished for all of them (a
         // consumer that started after the stream is owed nothing below its floor either: the
-        // server sets it just below the consumer's first message). An agent whose consumer does
-        // not exist yet has finished nothing it is owed.
-        let mut acked_below = state.last_sequence.saturating_add(1);
+        // server sets it just below the consumer's first message). The consumers of agents this
+        // configuration does not name count too: another daemon's agents are owed their events.
+        let Some(floor) = self.consumers_floor(&main).await? else {
+            return Err(BusError::Storage(format!(
+                "stream {} has no agent consumer, so nothing shows which events were delivered; \
+                 start a daemon with agents on this stream before purging",
+                self.stream
+            )));
+        };
+        let mut acked_below = floor.saturating_add(1);
+        // A configured agent whose consumer does not exist yet has finished nothing it is owed.
         for progress in view.progress.values() {
             let floor = match progress {
                 Some(p) => p.finished,
@@ -409,6 +421,20 @@ impl NatsAdmin {
             }
         }
         Ok(purged)
+    }
+
+    /// The lowest finished floor of the stream's agent consumers; `None` when it has none.
+    async fn consumers_floor(&self, main: &stream::Stream) -> Result<Option<u64>, BusError> {
+        let mut floor: Option<u64> = None;
+        let mut consumers = main.consumers();
+        while let Some(info) = consumers.next().await {
+            let info = info.map_err(|e| unavailable(format!("cannot list consumers: {e}")))?;
+            if info.name.starts_with(CONSUMER_PREFIX) {
+                let finished = finished_floor(&info);
+                floor = Some(floor.map_or(finished, |f| f.min(finished)));
+            }
+        }
+        Ok(floor)
     }
 
     async fn main_stream(&self) -> Result<stream::Stream, BusError> {
@@ -484,11 +510,21 @@ impl NatsAdmin {
         envelope: Envelope,
     ) -> StoredEvent {
         let meant_for = header(headers, REPLAY_FOR_HEADER);
-        let mut agents = self.routes.agents_for(
-            &envelope.handler,
-            &envelope.event_type,
-            envelope.action.as_deref(),
-        );
+        // The agents the routes named when it was stored, as the daemons deliver it; a dead
+        // letter's replay, the agents it names; else (stored by an earlier version) the routes.
+        let mut agents = match header(headers, ROUTE_HEADER).or_else(|| meant_for.clone()) {
+            Some(routed) => routed
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => self.routes.agents_for(
+                &envelope.handler,
+                &envelope.event_type,
+                envelope.action.as_deref(),
+            ),
+        };
         if let Some(only) = &meant_for {
             let only: Vec<&str> = only.split(',').map(str::trim).collect();
             agents.retain(|a| only.contains(&a.as_str()));

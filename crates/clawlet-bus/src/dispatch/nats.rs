@@ -15,7 +15,7 @@ use crate::agent::Agent;
 use crate::bus::Store;
 use crate::nats::{
     AGENT_HEADER, ATTEMPTS_HEADER, ConsumerPlan, Core, ERROR_HEADER, REPLAY_FOR_HEADER,
-    consumer_name, decode_envelope, unavailable,
+    ROUTE_HEADER, consumer_name, decode_envelope, unavailable,
 };
 use crate::{AgentKind, BusError};
 
@@ -161,20 +161,31 @@ async fn consume(
     }
 }
 
-/// Whether `agent` is owed the event: its routes match, and a replayed copy names it.
+/// Whether `agent` is owed the event: the routes named it when the event was stored (or, for an
+/// event stored by an earlier version, they name it now), and a replayed copy names it. A dead
+/// letter's replay names the agents that gave up on it, which were owed it.
 fn owed(
     state: &State,
     agent: &str,
     message: &jetstream::Message,
     envelope: &clawlet_events::Envelope,
 ) -> bool {
-    let meant_for = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(REPLAY_FOR_HEADER))
-        .map(|v| v.as_str().split(',').any(|a| a.trim() == agent));
+    let names = |header: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(header))
+            .map(|v| v.as_str().split(',').any(|a| a.trim() == agent))
+    };
+    let meant_for = names(REPLAY_FOR_HEADER);
     if meant_for == Some(false) {
         return false;
+    }
+    if let Some(routed) = names(ROUTE_HEADER) {
+        return routed;
+    }
+    if meant_for == Some(true) {
+        return true;
     }
     state.bus.shared().routes.load().as_ref().is_some_and(|r| {
         r.agents_for(

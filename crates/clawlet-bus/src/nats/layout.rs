@@ -18,6 +18,7 @@
 
 use async_nats::ServerAddr;
 use clawlet_events::Envelope;
+use sha2::{Digest as _, Sha256};
 
 use crate::BusError;
 use crate::dedup::dedup_key;
@@ -53,7 +54,7 @@ pub fn server_addrs(urls: &str) -> Result<Vec<ServerAddr>, BusError> {
 /// The default stream keeps the documented subjects; others get their own prefix so that streams
 /// never overlap (JetStream refuses overlapping subjects).
 pub(crate) const DEFAULT_STREAM: &str = "CLAWLET_WEBHOOKS";
-/// Every agent's durable consumer is named this plus the agent's [`token`].
+/// Every agent's durable consumer is named this plus the agent's [`agent_token`].
 pub(crate) const CONSUMER_PREFIX: &str = "clawlet-agent-";
 /// JetStream's dedup header: the event id.
 pub(crate) const MSG_ID_HEADER: &str = "Nats-Msg-Id";
@@ -63,6 +64,10 @@ pub(crate) const AGENT_HEADER: &str = "Clawlet-Agent";
 pub(crate) const ERROR_HEADER: &str = "Clawlet-Error";
 /// On a dead letter: the attempts made.
 pub(crate) const ATTEMPTS_HEADER: &str = "Clawlet-Attempts";
+/// On an event: the agents (comma-separated, as configured) its routes named when it was stored.
+/// A route changed by a reload applies to events stored after it; an event without the header
+/// (stored by an earlier version) goes by the routes at delivery.
+pub(crate) const ROUTE_HEADER: &str = "Clawlet-Route";
 /// On a copy republished by `events replay`: the agents (comma-separated, as configured) it is
 /// meant for; the other agents' consumers ack it without an attempt.
 pub(crate) const REPLAY_FOR_HEADER: &str = "Clawlet-Replay-For";
@@ -80,6 +85,23 @@ pub(crate) fn token(s: &str) -> String {
         })
         .collect();
     if t.is_empty() { "_".to_owned() } else { t }
+}
+
+/// An agent's name as its consumer and dead-letter subject hold it: the name itself when it is a
+/// valid token, or else its [`token`] and a digest of the name, so that two names [`token`] maps
+/// alike (`in.box`, `in_box`) never share a consumer.
+pub(crate) fn agent_token(agent: &str) -> String {
+    let t = token(agent);
+    if t == agent {
+        return t;
+    }
+    let digest = Sha256::digest(agent.as_bytes());
+    let mut out = t;
+    out.push('-');
+    for b in &digest[..6] {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// `clawlet.webhooks` for the default stream, `clawlet.webhooks-<stream>` for any other.
@@ -115,13 +137,13 @@ pub(crate) fn dead_subject(stream: &str, agent: &str) -> String {
     format!(
         "clawlet.dead.{}.{}",
         token(stream).to_lowercase(),
-        token(agent)
+        agent_token(agent)
     )
 }
 
 /// The durable consumer `agent` reads through.
 pub(crate) fn consumer_name(agent: &str) -> String {
-    format!("{CONSUMER_PREFIX}{}", token(agent))
+    format!("{CONSUMER_PREFIX}{}", agent_token(agent))
 }
 
 /// The event id of a delivery: a UUID (version 8) made of the delivery's dedup key, the same
@@ -179,10 +201,26 @@ mod tests {
         assert_eq!(subject_prefix("CLAWLET_WEBHOOKS"), "clawlet.webhooks");
         assert_eq!(subject_prefix("OTHER.ONE"), "clawlet.webhooks-other_one");
         assert_eq!(
-            dead_subject("OTHER.ONE", "in box"),
-            "clawlet.dead.other_one.in_box"
+            dead_subject("OTHER.ONE", "inbox"),
+            "clawlet.dead.other_one.inbox"
         );
-        assert_eq!(consumer_name("in.box"), "clawlet-agent-in_box");
+    }
+
+    #[test]
+    fn agents_whose_names_differ_never_share_a_consumer() {
+        // Valid names keep the consumer an earlier version made for them.
+        assert_eq!(consumer_name("inbox"), "clawlet-agent-inbox");
+        assert_eq!(consumer_name("in_box"), "clawlet-agent-in_box");
+        let alike = ["in_box", "in.box", "in box", "in*box", "in>box", "in\tbox"];
+        let names: std::collections::HashSet<String> =
+            alike.iter().map(|a| consumer_name(a)).collect();
+        assert_eq!(names.len(), alike.len(), "{names:?}");
+        let dead: std::collections::HashSet<String> =
+            alike.iter().map(|a| dead_subject("S", a)).collect();
+        assert_eq!(dead.len(), alike.len(), "{dead:?}");
+        assert!(consumer_name("in.box").starts_with("clawlet-agent-in_box-"));
+        assert_eq!(consumer_name("in.box"), consumer_name("in.box"));
+        assert_ne!(consumer_name(""), consumer_name("_"));
     }
 
     #[test]

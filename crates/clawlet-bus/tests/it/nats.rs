@@ -402,6 +402,242 @@ async fn a_lost_stream_is_created_again_with_its_consumers() {
 }
 
 #[tokio::test]
+async fn a_stream_created_again_numbers_from_one_and_the_queue_has_room() {
+    let Some(f) = fixture("nats a_stream_created_again_numbers_from_one").await else {
+        return;
+    };
+    let mut opts = f.options();
+    opts.max_pending = 3;
+    let bus = Bus::open(opts).await.unwrap();
+    let (observer, mut seen) = recorder(None);
+    let (d, s) = start(
+        &bus,
+        vec![agent("inbox", AgentKind::Log, 3)],
+        vec![route_all("inbox")],
+        observer,
+    );
+    let delivered = Seen::Attempt("inbox".into(), AttemptOutcome::Delivered);
+    // The lost stream had numbered well past max_pending.
+    for n in 0..20 {
+        let got = bus
+            .publish(&envelope("github", "push", &format!("before-loss-{n}")))
+            .await;
+        assert!(
+            matches!(got, Ok(Published::Accepted { .. })),
+            "publish {n}: {got:?}"
+        );
+        crate::wait_for(&mut seen, &delivered).await;
+    }
+
+    // The stream is created again (by whichever of the backlog watcher and the consumer loop
+    // finds it gone first); it numbers from 1.
+    f.js.delete_stream(&f.stream).await.unwrap();
+    until("the stream and its consumer are created again", || async {
+        f.consumer("clawlet-agent-inbox").await.is_some()
+    })
+    .await;
+    // Nobody reads now: the backlog is what is published from here on.
+    s.cancel();
+    d.join().await;
+    for n in 0..2 {
+        let got = bus
+            .publish(&envelope("github", "push", &format!("after-loss-{n}")))
+            .await;
+        assert!(
+            matches!(got, Ok(Published::Accepted { .. })),
+            "publish {n} to the stream created again: {got:?}"
+        );
+    }
+    assert_eq!(f.stream_state().await.last_sequence, 2);
+    // Before and after the next read of the backlog alike: two events, room for a third.
+    until("the backlog counts the two events", || async {
+        bus.health().depth == 2 && bus.health().accepting
+    })
+    .await;
+    let got = bus.publish(&envelope("github", "push", "third")).await;
+    assert!(matches!(got, Ok(Published::Accepted { .. })), "{got:?}");
+}
+
+#[tokio::test]
+async fn an_event_goes_to_the_agents_routed_when_it_was_stored() {
+    let Some(f) = fixture("nats an_event_goes_to_the_agents_routed_when_stored").await else {
+        return;
+    };
+    let bus = Bus::open(f.options()).await.unwrap();
+    // A dispatcher registers the routes and makes the agent's consumer, then stops: the event
+    // waits in the consumer while the routes change.
+    let (observer, _) = recorder(None);
+    let (d, s) = start(
+        &bus,
+        vec![agent("a", AgentKind::Log, 3)],
+        vec![route_all("a")],
+        observer,
+    );
+    until("the agent's consumer exists", || async {
+        f.consumer("clawlet-agent-a").await.is_some()
+    })
+    .await;
+    s.cancel();
+    d.join().await;
+    bus.publish(&envelope("github", "push", "routed-to-a"))
+        .await
+        .unwrap();
+
+    // The configuration now sends pushes elsewhere; `a` still owes the event stored for it.
+    let (observer, mut seen) = recorder(None);
+    let only_issues = clawlet_bus::RouteSpec {
+        events: vec!["issues".to_owned()],
+        ..route_all("a")
+    };
+    let (d, s) = start(
+        &bus,
+        vec![agent("a", AgentKind::Log, 3), agent("b", AgentKind::Log, 3)],
+        vec![only_issues, route_all("b")],
+        observer,
+    );
+    crate::wait_for(
+        &mut seen,
+        &Seen::Attempt("a".into(), AttemptOutcome::Delivered),
+    )
+    .await;
+    // `b` was not routed the event when it was stored.
+    bus.publish(&envelope("github", "push", "routed-to-b"))
+        .await
+        .unwrap();
+    let seen_after = crate::wait_for(
+        &mut seen,
+        &Seen::Attempt("b".into(), AttemptOutcome::Delivered),
+    )
+    .await;
+    assert!(
+        !seen_after.contains(&Seen::Attempt("a".into(), AttemptOutcome::Delivered)),
+        "{seen_after:?}"
+    );
+    s.cancel();
+    d.join().await;
+}
+
+#[tokio::test]
+async fn an_event_routed_to_no_agent_is_stored_and_attempted_by_none() {
+    let Some(f) = fixture("nats an_event_routed_to_no_agent").await else {
+        return;
+    };
+    let bus = Bus::open(f.options()).await.unwrap();
+    let (observer, mut seen) = recorder(None);
+    let issues_only = clawlet_bus::RouteSpec {
+        events: vec!["issues".to_owned()],
+        ..route_all("a")
+    };
+    let (d, s) = start(
+        &bus,
+        vec![agent("a", AgentKind::Log, 3)],
+        vec![issues_only],
+        observer,
+    );
+    // Stored with an empty list of agents.
+    let got = bus.publish(&envelope("github", "push", "nobody")).await;
+    assert!(matches!(got, Ok(Published::Accepted { .. })), "{got:?}");
+    bus.publish(&envelope("github", "issues", "for-a"))
+        .await
+        .unwrap();
+    let reports = crate::wait_for(
+        &mut seen,
+        &Seen::Attempt("a".into(), AttemptOutcome::Delivered),
+    )
+    .await;
+    until("both events are finished", || async {
+        f.consumer("clawlet-agent-a")
+            .await
+            .is_some_and(|c| c.num_pending == 0 && c.num_ack_pending == 0)
+    })
+    .await;
+    // Joined, the dispatcher has sent every report it will send.
+    s.cancel();
+    d.join().await;
+    let mut reports = reports;
+    while let Ok(r) = seen.try_recv() {
+        reports.push(r);
+    }
+    assert_eq!(
+        reports,
+        [Seen::Attempt("a".into(), AttemptOutcome::Delivered)]
+    );
+    assert_eq!(f.stream_state().await.messages, 2);
+}
+
+#[tokio::test]
+async fn a_dispatcher_with_no_agents_leaves_the_consumers_alone() {
+    let Some(f) = fixture("nats a_dispatcher_with_no_agents_leaves_the_consumers").await else {
+        return;
+    };
+    let bus = Bus::open(f.options()).await.unwrap();
+    let (observer, _) = recorder(None);
+    let (d, s) = start(
+        &bus,
+        vec![agent("a", AgentKind::Log, 3)],
+        vec![route_all("a")],
+        observer,
+    );
+    until("the agent's consumer exists", || async {
+        f.consumer("clawlet-agent-a").await.is_some()
+    })
+    .await;
+    s.cancel();
+    d.join().await;
+    // A dispatcher reconciles once before it looks at its shutdown: joining it means it ran.
+    let (observer, _) = recorder(None);
+    let (d, s) = start(&bus, vec![], vec![], observer);
+    s.cancel();
+    d.join().await;
+    assert_eq!(f.consumers().await, ["clawlet-agent-a"]);
+}
+
+#[tokio::test]
+async fn a_purge_keeps_what_any_agent_consumer_has_not_finished() {
+    let Some(f) = fixture("nats a_purge_keeps_what_any_agent_consumer").await else {
+        return;
+    };
+    let bus = Bus::open(f.options()).await.unwrap();
+    bus.publish(&envelope("github", "push", "stored-before-any-agent"))
+        .await
+        .unwrap();
+    // No agent consumer on the stream: nothing says what is finished, so nothing goes.
+    let admin = clawlet_bus::NatsAdmin::connect(&f.url, &f.url, &f.stream, vec![], vec![])
+        .await
+        .unwrap();
+    let err = admin
+        .purge_older_than(Duration::ZERO)
+        .await
+        .expect_err("a purge with no agent consumer must be refused");
+    assert!(err.to_string().contains("no agent"), "{err}");
+    assert_eq!(f.stream_state().await.messages, 1);
+
+    // An agent that keeps failing holds its event; the CLI's configuration names no agent.
+    let (d, s) = start_slow(
+        &bus,
+        vec![agent("down", exec_failing(), 100)],
+        vec![route_all("down")],
+    );
+    until("the agent's consumer exists", || async {
+        f.consumer("clawlet-agent-down").await.is_some()
+    })
+    .await;
+    bus.publish(&envelope("github", "push", "undelivered"))
+        .await
+        .unwrap();
+    until("the agent was sent both events", || async {
+        f.consumer("clawlet-agent-down")
+            .await
+            .is_some_and(|c| c.num_pending == 0)
+    })
+    .await;
+    assert_eq!(admin.purge_older_than(Duration::ZERO).await.unwrap(), 0);
+    assert_eq!(f.stream_state().await.messages, 2);
+    s.cancel();
+    d.join().await;
+}
+
+#[tokio::test]
 async fn delivered_events_past_retention_are_pruned_and_undelivered_ones_kept() {
     let Some(f) = fixture("nats delivered_events_past_retention_are_pruned").await else {
         return;
