@@ -1,5 +1,6 @@
 //! An HTTP agent inside the test: it records every envelope the daemon delivers and checks the
-//! Standard Webhooks signature the daemon puts on it.
+//! Standard Webhooks signature the daemon puts on it. And what an exec agent's command inherits
+//! from the daemon.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -96,4 +97,72 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
     inner.received.lock().unwrap().push(envelope);
     inner.notify.notify_waiters();
     StatusCode::NO_CONTENT
+}
+
+/// The daemon's credentials stay with the daemon: an exec agent's command inherits PATH and the
+/// rest of the environment, but not a variable the configuration interpolated into a handler
+/// secret, an agent header, or a `CLAWLET_WEBHOOKS__…` override.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_agents_do_not_inherit_the_credentials_the_configuration_read() {
+    const SECRET: &str = "exec-env-github-secret";
+    let config = r#"webhooks:
+  host: 127.0.0.1
+  port: 0
+  queue: { backend: memory }
+  handlers:
+    github: { secret: "${E2E_EXEC_GITHUB_SECRET}" }
+  agents:
+    notify:
+      kind: exec
+      command: ["/bin/sh", "-c", "env > {dir}/agent.env.new && mv {dir}/agent.env.new {dir}/agent.env"]
+      timeout: 10s
+    inbox:
+      kind: http
+      url: "http://127.0.0.1:9/events"
+      headers: { X-Api-Key: "${E2E_EXEC_AGENT_KEY}" }
+      max_attempts: 1
+  routes:
+    - agent: notify
+"#;
+    let daemon = crate::harness::Daemon::start_with_env(
+        config,
+        &[
+            ("E2E_EXEC_GITHUB_SECRET", SECRET),
+            ("E2E_EXEC_AGENT_KEY", "exec-env-agent-key"),
+            ("E2E_EXEC_UNRELATED", "kept"),
+            ("CLAWLET_WEBHOOKS__RATE_LIMIT__ENABLED", "false"),
+        ],
+    );
+    let url = daemon.url("/webhook/github");
+    let out = tokio::task::block_in_place(|| {
+        crate::harness::send(&["github", "--url", &url, "--secret", SECRET])
+    });
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(status.starts_with("200"), "{status}{}", daemon.logs());
+    let written = daemon.config.with_file_name("agent.env");
+    let ran = crate::operate::wait_until(Duration::from_secs(20), || written.exists()).await;
+    assert!(ran, "the exec agent did not run; log:\n{}", daemon.logs());
+    let env = std::fs::read_to_string(&written).unwrap();
+    let names: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k)
+        .collect();
+    for withheld in [
+        "E2E_EXEC_GITHUB_SECRET",
+        "E2E_EXEC_AGENT_KEY",
+        "CLAWLET_WEBHOOKS__RATE_LIMIT__ENABLED",
+    ] {
+        assert!(!names.contains(&withheld), "{withheld} reached the agent");
+    }
+    assert!(
+        !env.contains(SECRET),
+        "the handler secret reached the agent"
+    );
+    for kept in ["PATH", "E2E_EXEC_UNRELATED", "CLAWLET_EVENT_ID"] {
+        assert!(
+            names.contains(&kept),
+            "{kept} is missing from the agent's environment"
+        );
+    }
 }

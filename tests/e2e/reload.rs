@@ -236,3 +236,97 @@ fn config_check_and_serve_refuse_secrets_that_are_not_whsec_base64() {
         }
     }
 }
+
+/// One GitHub handler, events to the built-in log agent.
+fn one_handler() -> String {
+    format!(
+        "webhooks:\n  host: 127.0.0.1\n  port: 0\n  rate_limit: {{ enabled: false }}\n  \
+         queue: {{ backend: memory }}\n  handlers:\n    github: {{ secret: \"{GITHUB_SECRET}\" }}\n"
+    )
+}
+
+/// Start-up refuses a file without an enabled handler, because every delivery would get 404;
+/// a reload to such a file is refused the same way and the running handler keeps answering, and
+/// `config check` says so too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_to_a_file_without_an_enabled_handler_is_refused() {
+    let daemon = Daemon::start(&one_handler());
+    let original = std::fs::read_to_string(&daemon.config).unwrap();
+    assert!(github_status(&daemon, GITHUB_SECRET).starts_with("200"));
+    let disabled = original.replace("github: {", "github: { enabled: false,");
+    assert_ne!(disabled, original);
+
+    replace_config(&daemon, &disabled);
+    daemon.signal("HUP");
+    let refused = wait_until(Duration::from_secs(20), || {
+        daemon
+            .logs()
+            .lines()
+            .any(|l| l.contains("reload refused") && l.contains("no enabled handler"))
+    })
+    .await;
+    assert!(refused, "{}", daemon.logs());
+    let status = github_status(&daemon, GITHUB_SECRET);
+    assert!(status.starts_with("200"), "{status}\n{}", daemon.logs());
+
+    let check = Command::new(binary())
+        .args(["config", "check", "--config"])
+        .arg(&daemon.config)
+        .env_remove("CLAWLET_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(2), "{text}");
+    let expected = format!(
+        "{}: webhooks.handlers: no enabled handler",
+        daemon.config.display()
+    );
+    assert!(text.contains(&expected), "{text}");
+}
+
+/// The needs-restart warning compares a file with what runs, not with the last file applied:
+/// it is repeated by every reload while the file's port differs from the listener's, and stops
+/// once the file is back to the running port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restart_warning_lasts_while_the_file_differs_from_what_runs() {
+    let daemon = Daemon::start(&one_handler());
+    let original = std::fs::read_to_string(&daemon.config).unwrap();
+    let warned = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("next restart") && l.contains("webhooks.port"))
+            .count()
+    };
+    // Each file differs from the one before in a setting a reload applies, so each is applied.
+    let steps = [
+        (original.replace("port: 0", "port: 1"), 1),
+        (
+            original.replace("port: 0", "port: 1").replace(
+                "rate_limit: { enabled: false }",
+                "rate_limit: { enabled: true }",
+            ),
+            2,
+        ),
+        (original.clone(), 2),
+    ];
+    for (applied, (text, warnings)) in steps.iter().enumerate() {
+        replace_config(&daemon, text);
+        daemon.signal("HUP");
+        let done = wait_until(Duration::from_secs(20), || {
+            count(&daemon.logs(), "configuration reloaded") > applied
+        })
+        .await;
+        assert!(
+            done,
+            "reload {} never applied\n{}",
+            applied + 1,
+            daemon.logs()
+        );
+        let logs = daemon.logs();
+        assert_eq!(
+            warned(&logs),
+            *warnings,
+            "after reload {}\n{logs}",
+            applied + 1
+        );
+    }
+}

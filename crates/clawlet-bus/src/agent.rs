@@ -225,6 +225,11 @@ async fn exec(
         .env("CLAWLET_EVENT_ID", &envelope.id)
         .env("CLAWLET_EVENT_TYPE", &envelope.event_type)
         .env("CLAWLET_EVENT_SOURCE", envelope.source.as_str());
+    // The command inherits the daemon's environment (PATH, HOME, locale) except the credentials
+    // the daemon was given for itself: a script is no place for every webhook secret.
+    for name in &spec.env_remove {
+        cmd.env_remove(name);
+    }
     if let Some(tp) = traceparent {
         cmd.env("TRACEPARENT", tp);
     }

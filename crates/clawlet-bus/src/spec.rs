@@ -45,6 +45,10 @@ pub struct AgentSpec {
     pub max_attempts: u32,
     /// Where an agent new to a NATS stream starts reading it (default: new events only).
     pub start: AgentStart,
+    /// Variables an exec agent's command does not inherit from the daemon's environment (the
+    /// daemon passes the credentials its configuration read); the rest is inherited. Unused by
+    /// the other kinds, which run no program.
+    pub env_remove: Vec<String>,
 }
 
 /// Which stored events an agent receives when it first reads a NATS stream. The other backends
@@ -68,6 +72,7 @@ impl AgentSpec {
             concurrency: 4,
             max_attempts: 10,
             start: AgentStart::New,
+            env_remove: Vec::new(),
         }
     }
 }

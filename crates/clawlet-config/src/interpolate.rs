@@ -47,6 +47,69 @@ pub(crate) fn interpolate_tree(
     }
 }
 
+/// Adds to `out` the variables referred to in every credential value of `value`: the daemon
+/// withholds them from the programs it runs.
+pub(crate) fn credential_references(
+    value: &Value,
+    key: &str,
+    out: &mut std::collections::BTreeSet<String>,
+) {
+    match value {
+        Value::String(_, s) if is_credential_key(key) => {
+            out.extend(references(s).into_iter().map(str::to_owned));
+        }
+        Value::Dict(_, dict) => {
+            for (k, v) in dict {
+                credential_references(v, &child_path(key, k), out);
+            }
+        }
+        Value::Array(_, items) => {
+            for (i, v) in items.iter().enumerate() {
+                credential_references(v, &format!("{key}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the value at `key` is a credential: the values `config check` redacts (signing
+/// secrets, HTTP agent headers) and URLs, whose userinfo or query can carry a password or token.
+pub(crate) fn is_credential_key(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix("webhooks.") else {
+        return false;
+    };
+    let last = rest.rsplit('.').next().unwrap_or(rest);
+    matches!(last, "secret" | "secrets" | "url" | "endpoint")
+        || last.starts_with("secrets[")
+        || (rest.starts_with("agents.") && rest.contains(".headers."))
+}
+
+/// The names of the variables `input` refers to, as [`interpolate`] reads them (`$${` is no
+/// reference); malformed references are left to it to report.
+pub(crate) fn references(input: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = input;
+    while let Some(at) = rest.find('$') {
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let Some(end) = after.find('}') else {
+                break;
+            };
+            let body = &after[..end];
+            let name = body.split_once(":-").map_or(body, |(name, _)| name);
+            if is_var_name(name) {
+                names.push(name);
+            }
+            rest = &after[end + 1..];
+        } else {
+            rest = &tail[1..];
+        }
+    }
+    names
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Problem {
     Unset(String),
@@ -172,5 +235,34 @@ mod tests {
         bad("${1A}");
         bad("${A B}");
         bad("${:-x}");
+    }
+
+    #[test]
+    fn variable_names_are_read_as_interpolation_reads_them() {
+        let names = super::references;
+        assert_eq!(names("plain $A ${"), Vec::<&str>::new());
+        assert_eq!(names("${A}x${B:-d}${A}"), ["A", "B", "A"]);
+        assert_eq!(names("$${A}${B}"), ["B"]);
+        assert_eq!(names("${1A}${C}"), ["C"]);
+    }
+
+    #[test]
+    fn credentials_are_the_secret_header_and_url_values() {
+        for (key, credential) in [
+            ("webhooks.handlers.github.secret", true),
+            ("webhooks.handlers.github.secrets", true),
+            ("webhooks.handlers.github.secrets[1]", true),
+            ("webhooks.agents.inbox.secret", true),
+            ("webhooks.agents.inbox.url", true),
+            ("webhooks.agents.inbox.headers.X-Api-Key", true),
+            ("webhooks.queue.nats.url", true),
+            ("webhooks.telemetry.otlp.endpoint", true),
+            ("webhooks.queue.path", false),
+            ("webhooks.agents.notify.command[0]", false),
+            ("webhooks.handlers.github.path", false),
+            ("other.secret", false),
+        ] {
+            assert_eq!(is_credential_key(key), credential, "{key}");
+        }
     }
 }

@@ -76,6 +76,11 @@ pub struct Loaded {
     /// Things that load but deserve a loud log line at every start (handlers running without
     /// signature verification, ignored TLS files, ignored top-level keys).
     pub warnings: Vec<String>,
+    /// The environment variables credentials were taken from: each `${VAR}` in a secret, an
+    /// HTTP agent header or a URL of the file, and every `CLAWLET_WEBHOOKS__…` override (one can
+    /// set a whole handler, secret included). Sorted, without repeats. The daemon withholds them from the programs
+    /// it runs, which otherwise inherit its whole environment.
+    pub credential_vars: Vec<String>,
 }
 
 /// Loads, layers and checks the configuration.

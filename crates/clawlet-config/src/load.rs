@@ -8,7 +8,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 
 use crate::env::Env;
 use crate::error::{ConfigError, ConfigErrors};
-use crate::interpolate::interpolate_tree;
+use crate::interpolate::{credential_references, interpolate_tree};
 use crate::raw::RawConfig;
 use crate::resolve::{Origins, resolve};
 use crate::schema::{ROOT_KEY, WEBHOOKS, check_keys, check_root};
@@ -55,6 +55,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut origins = Origins::default();
+    let mut credential_vars = std::collections::BTreeSet::new();
 
     let mut source = None;
     let mut looked_for = None;
@@ -65,6 +66,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
                 let origin = path.display().to_string();
                 file_dict = parse_file(&path, &text)?;
                 for (key, value) in &mut file_dict {
+                    credential_references(value, key, &mut credential_vars);
                     interpolate_tree(value, key, &opts.env, &origin, &mut errors);
                 }
                 check_root(&file_dict, &origin, &mut errors, &mut warnings);
@@ -90,6 +92,9 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
     }
 
     let env_dict = env_layer(&opts.env, &mut origins, &mut errors);
+    // Every override, not only those of a credential key: one variable can set a whole handler,
+    // secret included, and these settings are the daemon's, not its agents'.
+    credential_vars.extend(origins.env.values().cloned());
     let cli_dict = cli_layer(opts, &mut origins);
 
     let defaults = match Value::serialize(RawConfig::default()) {
@@ -136,6 +141,7 @@ pub(crate) fn load(opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
                 source,
                 looked_for,
                 warnings,
+                credential_vars: credential_vars.into_iter().collect(),
             })
         }
         Ok(_) => Err(ConfigErrors(errors)),
@@ -373,5 +379,61 @@ fn extraction_error(e: &figment::Error, origins: &Origins) -> ConfigError {
         origin,
         key,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The variables of secrets, headers and URLs, and the overrides, are listed for the daemon
+    /// to withhold from its agents; a variable used only for a path is not, so `HOME` stays.
+    #[test]
+    fn credential_variables_are_listed_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(
+            &path,
+            r#"webhooks:
+  queue: { path: "${HOME}/journal.db" }
+  handlers:
+    github: { secret: "${GH_SECRET}" }
+    custom: { kind: custom, secrets: ["${OLD}", "${NEW:-spare}"] }
+  agents:
+    inbox:
+      kind: http
+      url: "http://127.0.0.1:9/events?token=${URL_TOKEN}"
+      headers: { X-Api-Key: "${API_KEY}" }
+    notify: { kind: exec, command: ["${HOME}/bin/notify", "${ARG}"] }
+  routes:
+    - agent: inbox
+"#,
+        )
+        .unwrap();
+        let env = Env::empty()
+            .with("HOME", "/home/clawlet")
+            .with("GH_SECRET", "s1")
+            .with("OLD", "s2")
+            .with("URL_TOKEN", "t")
+            .with("API_KEY", "k")
+            .with("ARG", "a")
+            .with("CLAWLET_WEBHOOKS__PORT", "9000");
+        let opts = LoadOptions {
+            path: Some(path),
+            env,
+            ..LoadOptions::default()
+        };
+        let loaded = load(&opts).unwrap();
+        assert_eq!(
+            loaded.credential_vars,
+            [
+                "API_KEY",
+                "CLAWLET_WEBHOOKS__PORT",
+                "GH_SECRET",
+                "NEW",
+                "OLD",
+                "URL_TOKEN"
+            ]
+        );
     }
 }

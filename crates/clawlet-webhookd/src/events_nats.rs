@@ -97,7 +97,7 @@ async fn connect(loaded: &Loaded) -> Result<NatsAdmin, Failure> {
         &nats.url,
         &wiring::shown_urls(&nats.url),
         &nats.stream,
-        wiring::agents(w),
+        wiring::agents(w, &loaded.credential_vars),
         wiring::routes(w),
     )
     .await

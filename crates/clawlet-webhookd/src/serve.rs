@@ -49,7 +49,6 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         info!("webhooks.enabled is false: nothing to serve");
         return Ok(());
     }
-    no_handler(&loaded).map_or(Ok(()), |why| Err(Failure::Config(why)))?;
     clawlet_http::install_crypto_provider();
     let tls = wiring::tls(w)
         .map(TlsReloader::new)
@@ -108,6 +107,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let dispatcher = Arc::new(dispatcher);
     let live = Live {
         opts,
+        running: loaded.config.webhooks.clone(),
         current: loaded,
         app: app.clone(),
         dispatcher: Arc::clone(&dispatcher),
@@ -133,35 +133,6 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     info!("stopped");
     served.context("serving HTTP").map_err(Failure::from)
-}
-
-/// Why the daemon refuses to serve a configuration without an enabled handler, if it has none.
-///
-/// Every delivery would get 404, and a daemon that starts anyway looks healthy (`/health`
-/// answers) while it drops everything: most often the configuration file was not where the
-/// daemon looked. Refusing, with where it looked, turns that hour of searching into one line.
-fn no_handler(loaded: &Loaded) -> Option<String> {
-    let w = &loaded.config.webhooks;
-    if w.handlers.values().any(|h| h.enabled) {
-        return None;
-    }
-    let fix = "add one under webhooks.handlers (config/example.yaml shows each kind)";
-    Some(match (&loaded.source, &loaded.looked_for) {
-        (Some(path), _) => format!(
-            "{}: webhooks.handlers: no enabled handler, so every delivery would get 404; {fix}",
-            path.display()
-        ),
-        (None, Some(looked)) => format!(
-            "no configuration file: none was given and none was found at {}, so no webhook \
-             handler is configured and every delivery would get 404; give one with --config PATH \
-             (or CLAWLET_CONFIG=PATH), such as --config config/example.yaml",
-            looked.display()
-        ),
-        (None, None) => "no configuration file: none was given and HOME is unset, so no \
-             webhook handler is configured and every delivery would get 404; give one with \
-             --config PATH (or CLAWLET_CONFIG=PATH), such as --config config/example.yaml"
-            .to_owned(),
-    })
 }
 
 /// The settings a reload cannot change in a running daemon, by key, when they differ.
@@ -372,6 +343,12 @@ async fn watch(
 /// The running configuration and the pieces a reload swaps.
 struct Live {
     opts: LoadOptions,
+    /// The configuration started with: what the listener, the queue and the other restart-only
+    /// settings run, whatever reloads applied since. The needs-restart warning compares a new
+    /// file with it, so the warning lasts while the file differs from what runs and stops when
+    /// the file goes back to it.
+    running: Webhooks,
+    /// The last configuration applied (restart-only values as written, not as running).
     current: Loaded,
     app: App,
     dispatcher: Arc<Dispatcher>,
@@ -415,8 +392,10 @@ impl Live {
     /// (verifiers, agents, routes), the HTTP runtime, and on a signal the TLS certificate. Then
     /// the dispatcher swaps agents and routes (it builds both before it swaps either, so a
     /// refusal there leaves them as they were), and only after it the HTTP runtime and the
-    /// certificate, which cannot fail. `current` is what runs, so a file equal to it changes
-    /// nothing and any other valid file is applied. `Ok(None)` when nothing changed.
+    /// certificate, which cannot fail. `current` is the last file applied, so a file equal to it
+    /// changes nothing and any other valid file is applied; restart-only settings are compared
+    /// with `running` instead, and named at every applied reload while they differ. `Ok(None)`
+    /// when nothing changed.
     fn reload(&self, reasons: Reasons) -> Result<Option<Loaded>, Vec<String>> {
         let (current, app, dispatcher) = (&self.current, &self.app, &self.dispatcher);
         let next = clawlet_config::load(&self.opts).map_err(|errors| {
@@ -445,12 +424,21 @@ impl Live {
                 info!("TLS certificate reloaded");
             }
         };
+        let warn_pending = |new: &Webhooks| {
+            let pending = needs_restart(&self.running, new);
+            if !pending.is_empty() {
+                warn!(
+                    "changed settings take effect at the next restart, the running values stay until then: {}",
+                    pending.join(", ")
+                );
+            }
+        };
         if next.config == current.config {
             install_cert(cert);
             info!(reason = %reasons.label(), "configuration unchanged, nothing to apply");
             return Ok(None);
         }
-        let (old, new) = (&current.config.webhooks, &next.config.webhooks);
+        let new = &next.config.webhooks;
         let plan = wiring::plan(&next).map_err(|errors| errors.0)?;
         let runtime = app
             .prepare(plan.runtime)
@@ -460,13 +448,7 @@ impl Live {
             .map_err(|err| refused("webhooks.agents", &err))?;
         app.install(runtime);
         install_cert(cert);
-        let pending = needs_restart(old, new);
-        if !pending.is_empty() {
-            warn!(
-                "changed settings take effect at the next restart, the running values stay until then: {}",
-                pending.join(", ")
-            );
-        }
+        warn_pending(new);
         for warning in &next.warnings {
             warn!("{warning}");
         }

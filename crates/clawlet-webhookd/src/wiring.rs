@@ -155,7 +155,7 @@ pub(crate) fn plan(loaded: &Loaded) -> Result<Plan, PlanErrors> {
     if let Err(err) = runtime.check() {
         fail(format!("webhooks.handlers: {err}"));
     }
-    let (agents, routes) = (agents(w), routes(w));
+    let (agents, routes) = (agents(w, &loaded.credential_vars), routes(w));
     if let Err(err) = RouteSpec::check(&agents, &routes) {
         fail(format!("webhooks.agents: {err}"));
     }
@@ -163,6 +163,10 @@ pub(crate) fn plan(loaded: &Loaded) -> Result<Plan, PlanErrors> {
         && let Err(err) = TlsReloader::new(spec)
     {
         fail(format!("webhooks.ssl: {err}"));
+    }
+    // Its message names the file itself, or says that there is none.
+    if let Some(why) = no_handler(loaded) {
+        errors.push(why);
     }
     if errors.is_empty() {
         Ok(Plan {
@@ -173,6 +177,37 @@ pub(crate) fn plan(loaded: &Loaded) -> Result<Plan, PlanErrors> {
     } else {
         Err(PlanErrors(errors))
     }
+}
+
+/// Why the daemon refuses a configuration that serves webhooks without an enabled handler, if
+/// it has none: at start-up, on reload and in `config check` alike.
+///
+/// Every delivery would get 404, and a daemon that starts anyway looks healthy (`/health`
+/// answers) while it drops everything: most often the configuration file was not where the
+/// daemon looked. Refusing, with where it looked, turns that hour of searching into one line.
+fn no_handler(loaded: &Loaded) -> Option<String> {
+    let w = &loaded.config.webhooks;
+    // `webhooks.enabled: false` serves nothing on purpose.
+    if !w.enabled || w.handlers.values().any(|h| h.enabled) {
+        return None;
+    }
+    let fix = "add one under webhooks.handlers (config/example.yaml shows each kind)";
+    Some(match (&loaded.source, &loaded.looked_for) {
+        (Some(path), _) => format!(
+            "{}: webhooks.handlers: no enabled handler, so every delivery would get 404; {fix}",
+            path.display()
+        ),
+        (None, Some(looked)) => format!(
+            "no configuration file: none was given and none was found at {}, so no webhook \
+             handler is configured and every delivery would get 404; give one with --config PATH \
+             (or CLAWLET_CONFIG=PATH), such as --config config/example.yaml",
+            looked.display()
+        ),
+        (None, None) => "no configuration file: none was given and HOME is unset, so no \
+             webhook handler is configured and every delivery would get 404; give one with \
+             --config PATH (or CLAWLET_CONFIG=PATH), such as --config config/example.yaml"
+            .to_owned(),
+    })
 }
 
 /// The HTTP runtime: handlers, allowlists, limits and logging. Rebuilt on every reload.
@@ -303,11 +338,13 @@ fn handler(h: &Handler) -> Result<HandlerSpec> {
     })
 }
 
-pub(crate) fn agents(w: &Webhooks) -> Vec<AgentSpec> {
-    w.agents.values().map(agent).collect()
+/// The agents; exec agents' commands run without the variables in `env_remove` (the
+/// credentials the configuration read, [`Loaded::credential_vars`]).
+pub(crate) fn agents(w: &Webhooks, env_remove: &[String]) -> Vec<AgentSpec> {
+    w.agents.values().map(|a| agent(a, env_remove)).collect()
 }
 
-fn agent(a: &Agent) -> AgentSpec {
+fn agent(a: &Agent, env_remove: &[String]) -> AgentSpec {
     let kind = match &a.kind {
         clawlet_config::AgentKind::Exec { command } => AgentKind::Exec {
             command: command.clone(),
@@ -336,6 +373,10 @@ fn agent(a: &Agent) -> AgentSpec {
         start: match a.start {
             clawlet_config::AgentStart::New => AgentStart::New,
             clawlet_config::AgentStart::All => AgentStart::All,
+        },
+        env_remove: match a.kind {
+            clawlet_config::AgentKind::Exec { .. } => env_remove.to_vec(),
+            _ => Vec::new(),
         },
     }
 }
@@ -388,7 +429,7 @@ mod tests {
             .unwrap();
         assert_eq!(my_service.source, Source::Standard);
         assert!(matches!(bus_options(w).backend, Backend::Sqlite { .. }));
-        let agent_names: Vec<String> = agents(w).into_iter().map(|a| a.name).collect();
+        let agent_names: Vec<String> = agents(w, &[]).into_iter().map(|a| a.name).collect();
         assert_eq!(agent_names, ["log"]);
         assert_eq!(routes(w).len(), 1);
         assert!(tls(w).is_none());
@@ -437,7 +478,7 @@ mod tests {
             panic!("expected the nats backend");
         };
         assert_eq!(max_bytes, Some(1_048_576));
-        let starts: Vec<(String, AgentStart)> = agents(&config.webhooks)
+        let starts: Vec<(String, AgentStart)> = agents(&config.webhooks, &[])
             .into_iter()
             .map(|a| (a.name, a.start))
             .collect();
@@ -479,7 +520,7 @@ mod tests {
             shown_url,
             "nats://[redacted]@n1:4222,nats://n2:4222?t=[redacted]"
         );
-        let inbox = agents(&config.webhooks)
+        let inbox = agents(&config.webhooks, &[])
             .into_iter()
             .find(|a| a.name == "inbox")
             .unwrap();
