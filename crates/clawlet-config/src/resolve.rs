@@ -423,17 +423,20 @@ fn ipv6_prefix(cx: &mut Ctx<'_>, raw: Option<i64>) -> u8 {
 /// 25 MiB bodies costs at most this much memory.
 const DEFAULT_INFLIGHT_BODY_BYTES: u64 = 256 * 1024 * 1024;
 
-/// `webhooks.limits.max_inflight_body_bytes`: at least `max_body_bytes`, or no body of the
-/// largest allowed size could ever be read.
+/// `webhooks.limits.max_inflight_body_bytes`: at least twice `max_body_bytes`. A body that
+/// arrives in several pieces is held in a buffer that grows as they come, and while it grows the
+/// old and the new buffer are both held; below twice the largest allowed body, such a body could
+/// never be read.
 fn inflight_body_bytes(cx: &mut Ctx<'_>, raw: Option<u64>, max_body_bytes: u64) -> u64 {
+    let least = max_body_bytes.saturating_mul(2);
     let Some(bytes) = raw else {
-        return DEFAULT_INFLIGHT_BODY_BYTES.max(max_body_bytes);
+        return DEFAULT_INFLIGHT_BODY_BYTES.max(least);
     };
-    if bytes < max_body_bytes {
+    if bytes < least {
         cx.invalid(
             "webhooks.limits.max_inflight_body_bytes",
             format!(
-                "{bytes} is below webhooks.max_body_bytes ({max_body_bytes}), so a body of the largest allowed size could never be read; raise it (the default is {DEFAULT_INFLIGHT_BODY_BYTES}, 256 MiB) or lower max_body_bytes"
+                "{bytes} is below twice webhooks.max_body_bytes ({max_body_bytes}), so a body of the largest allowed size, which needs up to twice its size while it arrives, could never be read; raise it (the default is {DEFAULT_INFLIGHT_BODY_BYTES}, 256 MiB) or lower max_body_bytes"
             ),
         );
     }

@@ -3,9 +3,12 @@
 //!
 //! `max_body_bytes` bounds one body, `max_connections` bounds how many arrive at once, but their
 //! product (25 MiB × 10,000) is no bound at all: bodies are read whole before their signature is
-//! checked, so unsigned bodies alone could fill memory. Each request therefore reserves its
-//! declared length (or, for a chunked body, each chunk as it arrives) before reading, and gives it
-//! back when its [`Reservation`] is dropped. A request that does not fit is answered 503 unread.
+//! checked, so unsigned bodies alone could fill memory. Each request therefore reserves the bytes
+//! it holds as they arrive, and gives them back when its [`Reservation`] is dropped. A request
+//! whose declared length does not fit in what is free is answered 503 unread, and one whose next
+//! frame does not fit is answered 503 without reading further. Only bytes that arrived are
+//! reserved, never a declared length: a sender that declares 25 MiB and sends nothing holds
+//! nothing, so a few stalled connections cannot lock every other sender out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,12 +32,29 @@ impl BodyBudget {
         }))
     }
 
-    /// Takes `bytes` from the budget, or nothing when that would pass the limit.
-    pub(crate) fn reserve(&self, bytes: u64) -> Option<Reservation<'_>> {
-        let mut reservation = Reservation {
+    /// An empty reservation, to grow as bytes arrive.
+    pub(crate) fn hold(&self) -> Reservation<'_> {
+        Reservation {
             budget: self,
             bytes: 0,
-        };
+        }
+    }
+
+    /// Whether `bytes` more would fit now. Nothing is taken: another request may take the room
+    /// before this one grows into it, and is then the one refused at its own frame.
+    pub(crate) fn has_free(&self, bytes: u64) -> bool {
+        let inner = &self.0;
+        inner
+            .used
+            .load(Ordering::Acquire)
+            .checked_add(bytes)
+            .is_some_and(|total| total <= inner.limit)
+    }
+
+    /// Takes `bytes` from the budget, or nothing when that would pass the limit.
+    #[cfg(test)]
+    pub(crate) fn reserve(&self, bytes: u64) -> Option<Reservation<'_>> {
+        let mut reservation = self.hold();
         reservation.grow(bytes).then_some(reservation)
     }
 
@@ -74,6 +94,15 @@ impl Reservation<'_> {
         taken
     }
 
+    /// Gives `bytes` of what is held back (at most all of it): memory that was freed early.
+    pub(crate) fn release(&mut self, bytes: u64) {
+        let bytes = bytes.min(self.bytes);
+        if bytes > 0 {
+            self.budget.0.used.fetch_sub(bytes, Ordering::AcqRel);
+            self.bytes -= bytes;
+        }
+    }
+
     /// Bytes held by this reservation.
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
@@ -107,12 +136,24 @@ mod tests {
         assert_eq!(budget.used(), 40);
         assert!(b.grow(60));
         assert_eq!(b.bytes(), 100);
+        b.release(30);
+        assert_eq!((b.bytes(), budget.used()), (70, 70));
+        b.release(1_000);
+        assert_eq!((b.bytes(), budget.used()), (0, 0));
+        assert!(b.grow(100));
         drop(b);
         assert_eq!(budget.used(), 0);
         // An empty body always fits, even in a spent budget.
         let full = budget.reserve(100).unwrap();
         assert!(budget.reserve(0).is_some());
+        assert!(budget.has_free(0));
+        assert!(!budget.has_free(1));
         drop(full);
+        // Asking takes nothing.
+        assert!(budget.has_free(100));
+        assert!(!budget.has_free(101));
+        assert!(!budget.has_free(u64::MAX));
+        assert_eq!(budget.used(), 0);
         // Sizes near u64::MAX cannot wrap the count around.
         let one = budget.reserve(1).unwrap();
         assert!(budget.reserve(u64::MAX).is_none());

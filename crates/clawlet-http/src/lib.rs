@@ -8,7 +8,8 @@
 //!
 //! Decisions a caller should know:
 //! - Order per request, cheapest first: client IP → allowlist (403) → rate limit (429 with
-//!   `Retry-After`) → body size (413: a declared length over the limit is refused unread, a
+//!   `Retry-After`; a newcomer refused only because a flood spent the overflow quota of a full
+//!   key table goes on to verification, and gets 429 only if its signature fails) → body size (413: a declared length over the limit is refused unread, a
 //!   chunked body is dropped at the first chunk past it) → in-flight body budget (503 with
 //!   `Retry-After`, see [`ServerLimits::max_inflight_body_bytes`]) → signature (401) → parse
 //!   (400/415) → event filter → publish. 2xx only for `accepted` (stored), `duplicate` (stored before),
@@ -23,8 +24,8 @@
 //! - Rate limits key IPv6 clients by their network (`RuntimeSpec::rate_limit_ipv6_prefix`, a /64
 //!   by default), since one host may use any address of its /64.
 //! - With `include_headers`, every header whose name holds `token`, `key`, `secret`,
-//!   `signature`, `auth`, `password` or `cookie`, and a custom handler's signature header, is
-//!   logged as `[redacted]`.
+//!   `signature`, `auth`, `password`, `cookie`, `hmac`, `sign`, `credential` or `session`, and a
+//!   custom handler's signature header, is logged as `[redacted]`.
 //! - `/health` and `/metrics` are not behind the allowlist: bind them to a private listener (or
 //!   filter them at the proxy) where that matters.
 //! - Handler paths are looked up per request, so [`App::reload`] can add, move or drop handlers

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use clawlet_bus::Published;
 use clawlet_events::Source;
+use clawlet_ratelimit::Refusal;
 use http_body_util::BodyExt;
 use tracing::Instrument as _;
 
@@ -177,13 +178,24 @@ async fn run(
         return Err(ApiError::Forbidden);
     }
     let rate_key = runtime.ipv6_prefix.key(client);
-    if let Some(limiter) = &handler.limiter
-        && let Err(retry) = limiter.check(&rate_key)
-    {
-        metrics.rate_limited(name);
-        return Err(ApiError::RateLimited {
-            retry_after: retry.after,
-        });
+    // A newcomer refused only because a flood spent the quota that newcomers share at a full
+    // key table has done nothing wrong yet: a signed delivery is read and verified all the same
+    // (the body budget bounds what that costs), and refused only if it does not verify. A
+    // handler that verifies nothing has no such proof to offer.
+    let mut overflowed = None;
+    if let Some(limiter) = &handler.limiter {
+        match limiter.check(&rate_key) {
+            Ok(()) => {}
+            Err(Refusal::Overflowed(retry)) if handler.spec.verifier.is_verified() => {
+                overflowed = Some(retry);
+            }
+            Err(refusal) => {
+                metrics.rate_limited(name);
+                return Err(ApiError::RateLimited {
+                    retry_after: refusal.retry().after,
+                });
+            }
+        }
     }
 
     // `serve` hands every request the server's budget; a router served some other way has none.
@@ -210,6 +222,12 @@ async fn run(
     {
         metrics.verification_failure(name, err.code());
         trail.verification = Some(err.code());
+        if let Some(retry) = overflowed {
+            metrics.rate_limited(name);
+            return Err(ApiError::RateLimited {
+                retry_after: retry.after,
+            });
+        }
         return Err(ApiError::Unauthorized(err));
     }
     trail.verification = Some(if handler.spec.verifier.is_verified() {
@@ -271,9 +289,13 @@ static UNBUDGETED: LazyLock<BodyBudget> = LazyLock::new(|| BodyBudget::new(u64::
 /// Reads at most `limit` bytes: a declared length over the limit is refused before reading,
 /// and a chunked body is abandoned as soon as it passes the limit.
 ///
-/// The bytes come out of `budget` first: a declared length is reserved whole before anything
-/// is read, a chunked body one chunk at a time, and a body that does not fit is refused (503)
-/// without reading further. The reservation goes back when the returned guard is dropped.
+/// The bytes come out of `budget` as they arrive, never ahead of them: a sender that declares a
+/// large body and then stalls holds only what it sent. A declared length that does not fit in
+/// what the budget has free right now is refused (503) before a byte is read; a frame that does
+/// not fit stops the read and is refused the same way. The reservation counts what is
+/// allocated for the body: the first frame, then the buffer frames are joined in (its
+/// capacity, never past the declared length or `limit`), and while that buffer grows, the old
+/// one and the new one both. It goes back when the returned guard is dropped.
 pub(crate) async fn read_body<'b>(
     body: Body,
     headers: &HeaderMap,
@@ -287,9 +309,14 @@ pub(crate) async fn read_body<'b>(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let mut held = budget
-        .reserve(declared.unwrap_or(0))
-        .ok_or(ApiError::BodyBudget)?;
+    if !budget.has_free(declared.unwrap_or(0)) {
+        return Err(ApiError::BodyBudget);
+    }
+    let mut held = budget.hold();
+    // The most a joined buffer is ever sized to: the declared length, else the limit.
+    let ceiling = declared
+        .and_then(|len| usize::try_from(len).ok())
+        .map_or(limit, |len| len.min(limit));
     let mut body = body;
     // Most bodies arrive in one frame: keep it as is, and copy only when a second one comes.
     let mut first: Option<Bytes> = None;
@@ -304,27 +331,48 @@ pub(crate) async fn read_body<'b>(
         if total > limit {
             return Err(ApiError::PayloadTooLarge);
         }
-        // Only a body without a declared length (or, defensively, one that outgrows it) grows
-        // its reservation here.
-        let beyond = (total as u64).saturating_sub(held.bytes());
-        if !held.grow(beyond) {
+        let room = joined
+            .as_ref()
+            .is_some_and(|buf| buf.capacity() - buf.len() >= data.len());
+        if room {
+            // Already reserved with the buffer's capacity.
+            if let Some(buf) = joined.as_mut() {
+                buf.extend_from_slice(&data);
+            }
+            continue;
+        }
+        if first.is_none() && joined.is_none() {
+            if !held.grow(data.len() as u64) {
+                return Err(ApiError::BodyBudget);
+            }
+            first = Some(data);
+            continue;
+        }
+        // A bigger buffer, and the copy into it: the old buffer (or first frame) is still held
+        // while the new one fills, so both are reserved until the copy is done. Sizes are
+        // powers of two (less than twice what arrived), so that a body of many small frames is
+        // not copied again at every frame and a buffer freed by one request suits the next;
+        // when the room to spare does not fit, the buffer is sized exactly.
+        let old = held.bytes();
+        let rounded = total
+            .checked_next_power_of_two()
+            .unwrap_or(total)
+            .min(ceiling)
+            .max(total);
+        if !held.grow(rounded as u64) && !held.grow(total as u64) {
             return Err(ApiError::BodyBudget);
         }
-        match (&mut first, &mut joined) {
-            (None, None) => first = Some(data),
-            (Some(head), None) => {
-                let capacity = declared
-                    .and_then(|len| usize::try_from(len).ok())
-                    .unwrap_or(total)
-                    .clamp(total, limit);
-                let mut buf = BytesMut::with_capacity(capacity);
-                buf.extend_from_slice(head);
-                buf.extend_from_slice(&data);
-                first = None;
-                joined = Some(buf);
-            }
-            (_, Some(buf)) => buf.extend_from_slice(&data),
+        let capacity = usize::try_from(held.bytes() - old).unwrap_or(total);
+        let mut buf = BytesMut::with_capacity(capacity);
+        if let Some(head) = first.take() {
+            buf.extend_from_slice(&head);
         }
+        if let Some(previous) = joined.take() {
+            buf.extend_from_slice(&previous);
+        }
+        buf.extend_from_slice(&data);
+        joined = Some(buf);
+        held.release(old);
     }
     let body = match (first, joined) {
         (_, Some(buf)) => buf.freeze(),
@@ -498,8 +546,9 @@ fn log(
 
 /// Words that mark a header as a credential wherever they appear in its name: a rule rather
 /// than a list, because every provider and every operator names its token header differently
-/// (`X-Api-Key`, `X-Gitlab-Token`, `X-Shopify-Hmac-Sha256-Signature`, `Authorization`).
-const CREDENTIAL_WORDS: [&str; 7] = [
+/// (`X-Api-Key`, `X-Gitlab-Token`, `X-Shopify-Hmac-Sha256`, `Authorization`,
+/// `X-Slack-Signature`, `X-Session-Id`).
+const CREDENTIAL_WORDS: [&str; 11] = [
     "token",
     "key",
     "secret",
@@ -507,6 +556,10 @@ const CREDENTIAL_WORDS: [&str; 7] = [
     "auth",
     "password",
     "cookie",
+    "hmac",
+    "sign",
+    "credential",
+    "session",
 ];
 
 /// Whether a header's value must never be logged: its name holds one of [`CREDENTIAL_WORDS`],
@@ -641,7 +694,15 @@ mod tests {
             ("X-Api-Key", true),
             ("X-API-KEY", true),
             ("X-Gitlab-Token", true),
-            ("X-Shopify-Hmac-Sha256-Signature", true),
+            ("X-Shopify-Hmac-Sha256", true),
+            ("X-Hmac", true),
+            ("X-Line-Signature", true),
+            ("X-Request-Signed", true),
+            ("X-Sign", true),
+            ("X-Amz-Credential", true),
+            ("X-Credentials", true),
+            ("X-Session-Id", true),
+            ("Session", true),
             ("X-Auth-Token", true),
             ("X-Client-Secret", true),
             ("X-Password", true),
@@ -785,14 +846,66 @@ mod tests {
             assert_eq!(budget.used(), 0, "the reservation outlived the read");
         }
         check(&[b"abcdef"], Some(6), 6, Ok(b"abcdef")).await;
-        check(&[b"abc", b"def"], None, 6, Ok(b"abcdef")).await;
         check(&[], None, 0, Ok(b"")).await;
+        // Joining two frames holds the first while the copy fills: 3 + 6.
+        check(&[b"abc", b"def"], None, 9, Ok(b"abcdef")).await;
+        check(&[b"abc", b"def"], None, 8, Err(503)).await;
+        // When the doubled buffer (4 + 8) does not fit, the exact one (4 + 5) still may.
+        check(&[b"ab", b"cd", b"e"], None, 12, Ok(b"abcde")).await;
+        check(&[b"ab", b"cd", b"e"], None, 9, Ok(b"abcde")).await;
+        check(&[b"ab", b"cd", b"e"], None, 8, Err(503)).await;
+        // A declared length caps the buffer: 4 + 6, not 4 + 8.
+        check(&[b"ab", b"cd", b"ef"], Some(6), 10, Ok(b"abcdef")).await;
+        check(&[b"ab", b"cd", b"ef"], Some(6), 9, Err(503)).await;
         // A declared length over the budget is refused before a byte is read.
         check(&[b"abcdefg"], Some(7), 6, Err(503)).await;
         // A chunked body is refused at the chunk that does not fit.
         check(&[b"abc", b"defg"], None, 6, Err(503)).await;
         // The body limit still comes first.
         check(&[b"abc"], Some(101), 6, Err(413)).await;
+    }
+
+    /// A sender that declared a large body holds only the bytes it sent so far: the rest of
+    /// the budget stays free for others while it stalls.
+    #[tokio::test]
+    async fn a_declared_length_is_not_reserved_before_it_arrives() {
+        let budget = BodyBudget::new(100);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let body = Body::from_stream(tokio_stream_from(rx));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(90u64));
+        let reading = tokio::spawn({
+            let budget = budget.clone();
+            async move {
+                read_body(body, &headers, 1_000, &budget)
+                    .await
+                    .map(|(body, _held)| body)
+                    .map_err(|err| err.status())
+            }
+        });
+        tx.send(Ok(Bytes::from_static(&[b'a'; 10]))).await.unwrap();
+        // Until the first frame has been read, nothing at all is held.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while budget.used() == 0 {
+            assert!(Instant::now() < deadline, "the first frame was never read");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(budget.used(), 10, "only what arrived is held");
+        assert!(budget.has_free(90));
+        tx.send(Ok(Bytes::from_static(&[b'b'; 80]))).await.unwrap();
+        drop(tx);
+        let body = reading.await.unwrap().unwrap();
+        assert_eq!(body.len(), 90);
+        assert_eq!(budget.used(), 0);
+    }
+
+    /// The receiving end of a channel as a body stream.
+    fn tokio_stream_from(
+        rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+        stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
     }
 
     #[tokio::test]

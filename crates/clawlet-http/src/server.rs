@@ -42,8 +42,10 @@ pub struct ServerLimits {
     /// The largest request head (request line and headers) accepted, in bytes; at least 8 KiB is
     /// used for HTTP/1 whatever is asked.
     pub max_header_bytes: usize,
-    /// Bytes of request bodies held at once across all connections; a request whose body would
-    /// pass it is answered 503 with `Retry-After` before its body is read.
+    /// Bytes of request bodies held at once across all connections, counted as they arrive; a
+    /// request whose declared length does not fit in what is free is answered 503 with
+    /// `Retry-After` before its body is read, and one whose next frame does not fit is answered
+    /// the same way without reading further.
     pub max_inflight_body_bytes: u64,
 }
 

@@ -34,7 +34,8 @@ pub struct LogSpec {
     /// One line per request at INFO (target `clawlet_http::request`).
     pub enabled: bool,
     /// Add the request headers; any whose name holds `token`, `key`, `secret`, `signature`,
-    /// `auth`, `password` or `cookie`, and a custom handler's signature header, are redacted.
+    /// `auth`, `password`, `cookie`, `hmac`, `sign`, `credential` or `session`, and a custom
+    /// handler's signature header, are redacted.
     pub include_headers: bool,
     /// Add the body (lossy UTF-8). It may hold personal data: off unless debugging.
     pub include_payload: bool,

@@ -10,16 +10,20 @@
 //! `window / max_requests`, and a burst of `max_requests` is allowed from a rested key.
 //!
 //! When the table is full, keys already in it are served as usual; a key that is not shares one
-//! overflow state, as if all newcomers were one client, until keys rest and are evicted.
+//! overflow state, as if all newcomers were one client, until keys rest and are evicted. A
+//! newcomer refused by that shared state is told so ([`Refusal::Overflowed`]) rather than
+//! refused like a key that spent its own quota: the caller may let it prove itself (verify its
+//! signature) and then [`KeyedLimiter::admit`] it, so that a flood of newcomers cannot lock an
+//! authentic one out.
 //!
 //! ```
 //! use std::time::Duration;
-//! use clawlet_ratelimit::{KeyedLimiter, Quota};
+//! use clawlet_ratelimit::{KeyedLimiter, Quota, Refusal};
 //!
 //! let limiter = KeyedLimiter::new(Quota { max_requests: 2, window: Duration::from_secs(60) })?;
 //! assert!(limiter.check(&"198.51.100.7").is_ok());
 //! assert!(limiter.check(&"198.51.100.7").is_ok());
-//! let retry = limiter.check(&"198.51.100.7").unwrap_err();
+//! let Err(Refusal::Limited(retry)) = limiter.check(&"198.51.100.7") else { unreachable!() };
 //! assert!(retry.after <= Duration::from_secs(30));
 //! assert!(limiter.check(&"203.0.113.9").is_ok()); // other keys are not affected
 //! # Ok::<(), clawlet_ratelimit::RateLimitError>(())
@@ -170,6 +174,27 @@ pub struct Retry {
     pub after: Duration,
 }
 
+/// Why [`KeyedLimiter::check`] said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The key has spent its own quota.
+    Limited(Retry),
+    /// The key is new, the table is full of busy keys, and the overflow quota that all such
+    /// newcomers share is spent. The key itself has done nothing yet: a caller that can tell an
+    /// authentic sender from the flood may serve it after all, and then [`KeyedLimiter::admit`]
+    /// it.
+    Overflowed(Retry),
+}
+
+impl Refusal {
+    /// When one more request would pass.
+    pub fn retry(self) -> Retry {
+        match self {
+            Self::Limited(retry) | Self::Overflowed(retry) => retry,
+        }
+    }
+}
+
 /// The per-key states, and the one state that keys arriving at a full table share.
 ///
 /// The limiter and [`KeyedLimiter`] both hold it: the limiter to measure, the owner to ask
@@ -306,14 +331,26 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedLimiter<K, C> {
     /// the table is full even after evicting rested keys.
     ///
     /// # Errors
-    /// The key (or the overflow) has no cell left; [`Retry::after`] says when one more request
-    /// would pass.
-    pub fn check(&self, key: &K) -> Result<(), Retry> {
-        if !self.table.knows(key) && self.table.len() >= self.max_keys {
+    /// [`Refusal::Limited`] when the key has no cell left, [`Refusal::Overflowed`] when the key
+    /// is new and the overflow has none; [`Retry::after`] says when one more request would pass.
+    pub fn check(&self, key: &K) -> Result<(), Refusal> {
+        let mut newcomer_at_full = !self.table.knows(key) && self.table.len() >= self.max_keys;
+        if newcomer_at_full {
             self.evict_when_full();
+            newcomer_at_full = self.table.len() >= self.max_keys;
         }
-        self.limiter.check_key(key).map_err(|not_until| Retry {
-            after: not_until.wait_time_from(self.clock.now()),
+        self.limiter.check_key(key).map_err(|not_until| {
+            let retry = Retry {
+                after: not_until.wait_time_from(self.clock.now()),
+            };
+            // A key that another request added in between is measured on its own state but
+            // still called overflowed here: the caller then asks for proof it would not have
+            // needed, which errs on the strict side.
+            if newcomer_at_full {
+                Refusal::Overflowed(retry)
+            } else {
+                Refusal::Limited(retry)
+            }
         })
     }
 
@@ -328,9 +365,9 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedLimiter<K, C> {
             return;
         }
         self.table.0.keys.entry(key.clone()).or_default();
-        // The request was counted on the overflow already; counting it again on the key's own
-        // state errs on the strict side and marks the entry as recent, so that the next eviction
-        // does not take it for a fresh key.
+        // The request was counted on the overflow already (unless the overflow refused it);
+        // counting it again on the key's own state errs on the strict side and marks the entry
+        // as recent, so that the next eviction does not take it for a fresh key.
         let _ = self.limiter.check_key(key);
     }
 

@@ -67,16 +67,16 @@ fn burst_then_retry_after_one_interval() {
     }
     assert_eq!(
         limiter.check(&1),
-        Err(Retry {
+        Err(Refusal::Limited(Retry {
             after: Duration::from_millis(600)
-        })
+        }))
     );
     clock.advance(Duration::from_millis(200));
     assert_eq!(
         limiter.check(&1),
-        Err(Retry {
+        Err(Refusal::Limited(Retry {
             after: Duration::from_millis(400)
-        })
+        }))
     );
     clock.advance(Duration::from_millis(400));
     assert_eq!(limiter.check(&1), Ok(()));
@@ -170,9 +170,9 @@ fn newcomers_at_a_full_table_share_one_quota() {
     }
     assert_eq!(
         limiter.check(&1_010),
-        Err(Retry {
+        Err(Refusal::Overflowed(Retry {
             after: Duration::from_secs(1)
-        })
+        }))
     );
     assert_eq!(limiter.len(), 50);
     // The overflow replenishes like any key; rested table keys are not evicted more than once
@@ -182,6 +182,38 @@ fn newcomers_at_a_full_table_share_one_quota() {
     clock.advance(Duration::from_millis(1));
     // Evicting now frees the table, so the newcomer gets a key of its own.
     assert_eq!(limiter.check(&1_012), Ok(()));
+}
+
+/// A newcomer refused at a full table is told apart from a key that spent its own quota: the
+/// caller may serve it once it proves itself, and admit it.
+#[test]
+fn a_newcomer_refused_by_the_spent_overflow_is_overflowed_not_limited() {
+    let (limiter, _) = fake(quota(2, 10), 3);
+    for key in 0..3 {
+        limiter.check(&key).unwrap();
+    }
+    // Key 0 spends its own burst of two: that is its own limit.
+    limiter.check(&0).unwrap();
+    assert!(matches!(limiter.check(&0), Err(Refusal::Limited(_))));
+    // Newcomers spend the overflow's burst of two, then are overflowed.
+    for key in 100..102 {
+        assert_eq!(limiter.check(&key), Ok(()), "newcomer {key}");
+    }
+    let refusal = limiter.check(&102).unwrap_err();
+    assert_eq!(
+        refusal,
+        Refusal::Overflowed(Retry {
+            after: Duration::from_secs(5)
+        })
+    );
+    assert_eq!(refusal.retry().after, Duration::from_secs(5));
+    // Once admitted, the same key is measured on its own state: its next refusal is its own.
+    limiter.admit(&102);
+    assert_eq!(limiter.len(), 4);
+    assert_eq!(limiter.check(&102), Ok(()));
+    assert!(matches!(limiter.check(&102), Err(Refusal::Limited(_))));
+    // Keys in the table are still limited, not overflowed, while the table is full.
+    assert!(matches!(limiter.check(&0), Err(Refusal::Limited(_))));
 }
 
 #[test]
@@ -286,7 +318,7 @@ proptest! {
         let (limiter, _) = fake(q, 4);
         let passed = (0..max + extra).filter(|_| limiter.check(&9).is_ok()).count();
         prop_assert_eq!(passed, max as usize);
-        let retry = limiter.check(&9).unwrap_err();
+        let retry = limiter.check(&9).unwrap_err().retry();
         prop_assert!(retry.after > Duration::ZERO);
         prop_assert!(retry.after <= q.replenish_interval().unwrap());
     }

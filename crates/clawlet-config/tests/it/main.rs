@@ -713,7 +713,8 @@ fn ipv6_prefix_and_inflight_body_budget() {
     let w = defaults();
     assert_eq!(w.rate_limit.ipv6_prefix, Some(64));
     assert_eq!(w.limits.max_inflight_body_bytes, 256 * 1024 * 1024);
-    // Set, or derived from a larger max_body_bytes so that one such body always fits.
+    // Set, or derived from a larger max_body_bytes so that one such body always fits while its
+    // buffer grows.
     let load_yaml = |yaml: &str| {
         let (_dir, path) = write_config(yaml);
         load_ok(&opts(Some(path), spec_env())).config.webhooks
@@ -724,10 +725,10 @@ fn ipv6_prefix_and_inflight_body_budget() {
     assert_eq!(w.rate_limit.ipv6_prefix, Some(48));
     assert_eq!(w.limits.max_inflight_body_bytes, 64 * 1024 * 1024);
     let w = load_yaml("webhooks:\n  max_body_bytes: 1073741824\n");
-    assert_eq!(w.limits.max_inflight_body_bytes, 1024 * 1024 * 1024);
+    assert_eq!(w.limits.max_inflight_body_bytes, 2 * 1024 * 1024 * 1024);
     check_error(
         "bad_ipv6_prefix_and_inflight_budget",
-        "webhooks:\n  max_body_bytes: 1000\n  rate_limit:\n    ipv6_prefix: 129\n  limits:\n    max_inflight_body_bytes: 999\n",
+        "webhooks:\n  max_body_bytes: 1000\n  rate_limit:\n    ipv6_prefix: 129\n  limits:\n    max_inflight_body_bytes: 1999\n",
         spec_env(),
     );
     check_error(

@@ -284,7 +284,7 @@ async fn read_response(stream: &mut TcpStream) -> String {
 #[tokio::test]
 async fn a_body_past_the_inflight_budget_gets_503_before_it_is_read() {
     let limits = ServerLimits {
-        max_inflight_body_bytes: 1_000,
+        max_inflight_body_bytes: 2_000,
         ..ServerLimits::default()
     };
     let app = App::new(
@@ -295,16 +295,18 @@ async fn a_body_past_the_inflight_budget_gets_503_before_it_is_read() {
     .unwrap();
     let server = start(app, limits, None).await;
 
-    // A sender that declares 800 bytes and sends only half of them holds 800 of the 1000.
+    // A sender that declares 800 bytes and sends 750 of them holds what it sent (the joined
+    // buffer may be sized to the whole 800): at least 750 of the 2000.
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
     let slow_body = body_of(800, "slow");
     slow.write_all(head(800).as_bytes()).await.unwrap();
-    slow.write_all(&slow_body.as_bytes()[..400]).await.unwrap();
+    slow.write_all(&slow_body.as_bytes()[..750]).await.unwrap();
 
-    // Once the server has reserved it, 300 more do not fit: 503 with Retry-After, unread.
+    // Once the server has read them, a declared 1300 does not fit in what is free: 503 with
+    // Retry-After, unread.
     let deadline = Instant::now() + PATIENCE;
     let refused = loop {
-        let reply = exchange(server.addr, 300, "later").await;
+        let reply = exchange(server.addr, 1_300, "later").await;
         if reply.starts_with("HTTP/1.1 503") {
             break reply;
         }
@@ -323,17 +325,193 @@ async fn a_body_past_the_inflight_budget_gets_503_before_it_is_read() {
         refused.ends_with(r#"{"error":"temporarily unavailable"}"#),
         "{refused}"
     );
-    // 200 more still fit, beside the 800.
-    let fits = exchange(server.addr, 200, "small").await;
+    // 1200 more still fit, beside the slow body.
+    let fits = exchange(server.addr, 1_200, "small").await;
     assert!(fits.starts_with("HTTP/1.1 200"), "{fits}");
 
-    // The slow body completes and is accepted; its share comes back, and 300 fit again.
-    slow.write_all(&slow_body.as_bytes()[400..]).await.unwrap();
+    // The slow body completes and is accepted (joining its frames holds the first while the
+    // copy fills, 750 + 800); its share comes back, and 1300 fit again.
+    slow.write_all(&slow_body.as_bytes()[750..]).await.unwrap();
     let done = read_response(&mut slow).await;
     assert!(done.starts_with("HTTP/1.1 200"), "{done}");
-    let again = exchange(server.addr, 300, "again").await;
+    let again = exchange(server.addr, 1_300, "again").await;
     assert!(again.starts_with("HTTP/1.1 200"), "{again}");
 
     server.shutdown.cancel();
     server.task.await.unwrap().unwrap();
+}
+
+/// A request head for `/webhook/open` declaring `len` bytes and asking to be told when the
+/// server starts reading them: its `100 Continue` says the body is being read.
+fn expecting_head(len: usize) -> String {
+    format!(
+        "POST /webhook/open HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+         Content-Length: {len}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+}
+
+/// Reads until the server says `100 Continue`, that is, until it has started reading the body.
+async fn await_continue(stream: &mut TcpStream) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    let deadline = Instant::now() + PATIENCE;
+    while !seen.windows(12).any(|w| w == b"100 Continue") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) => panic!(
+                "closed before 100 Continue: {}",
+                String::from_utf8_lossy(&seen)
+            ),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Ok(Err(err)) => panic!("read: {err}"),
+            Err(_) => panic!("no 100 Continue within {PATIENCE:?}"),
+        }
+    }
+}
+
+/// Senders that declare large bodies and then send nothing hold nothing of the budget: a
+/// declared length is checked against what is free, never reserved, so a handful of stalled
+/// connections cannot turn every other sender away with 503 until they time out.
+#[tokio::test]
+async fn senders_that_declare_large_bodies_and_stall_hold_none_of_the_budget() {
+    let limits = ServerLimits {
+        max_inflight_body_bytes: 1_000,
+        ..ServerLimits::default()
+    };
+    let app = App::new(
+        runtime(vec![open_handler("open")]),
+        memory_bus(10_000).await,
+        clock(),
+    )
+    .unwrap();
+    let server = start(app, limits, None).await;
+
+    // Two senders declare 500 bytes each, the whole budget between them, and stall once the
+    // server has started reading their bodies.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(expecting_head(500).as_bytes())
+            .await
+            .unwrap();
+        await_continue(&mut stream).await;
+        stalled.push(stream);
+    }
+
+    // A small delivery still fits.
+    let small = exchange(server.addr, 300, "small").await;
+    assert!(small.starts_with("HTTP/1.1 200"), "{small}");
+
+    // The stalled senders still get their bodies read and accepted once they send them.
+    for (i, stream) in stalled.iter_mut().enumerate() {
+        stream
+            .write_all(body_of(500, &format!("stalled-{i}")).as_bytes())
+            .await
+            .unwrap();
+        let reply = read_response(stream).await;
+        assert!(reply.contains("HTTP/1.1 200"), "{reply}");
+    }
+
+    server.shutdown.cancel();
+    server.task.await.unwrap().unwrap();
+}
+
+/// A handler at `/webhook/open` that checks an HMAC-SHA256 in `x-signature`.
+fn signed_handler() -> clawlet_http::HandlerSpec {
+    clawlet_http::HandlerSpec {
+        verifier: clawlet_http::Verifier::Custom {
+            header: axum::http::HeaderName::from_static("x-signature"),
+            scheme: signing_scheme(),
+            secrets: vec![SIGNING_SECRET.to_vec()],
+        },
+        ..open_handler("open")
+    }
+}
+
+const SIGNING_SECRET: &[u8] = b"edge-secret";
+
+fn signing_scheme() -> clawlet_verify::custom::Scheme {
+    clawlet_verify::custom::Scheme {
+        algorithm: clawlet_verify::custom::Algorithm::Sha256,
+        encoding: clawlet_verify::custom::Encoding::Hex,
+        prefix: "sha256=".to_owned(),
+    }
+}
+
+/// Posts [`BODY`] as `peer`, signed or not; returns the status and `Retry-After`.
+async fn post_signed(router: &Router, peer: &str, signed: bool) -> (u16, Option<String>) {
+    let mut request = Request::post("/webhook/open").header("content-type", "application/json");
+    if signed {
+        request = request.header(
+            "x-signature",
+            signing_scheme().sign(SIGNING_SECRET, BODY.as_bytes()),
+        );
+    }
+    let mut request = request.body(Body::from(BODY)).unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+    let response = router.clone().oneshot(request).await.unwrap();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().unwrap().to_owned());
+    (response.status().as_u16(), retry)
+}
+
+/// The `n`th IPv4 peer of a flood: each a client of its own.
+fn flood_peer(n: u32) -> String {
+    let [_, b, c, d] = n.to_be_bytes();
+    format!("10.{b}.{c}.{d}:40000")
+}
+
+/// A flood from as many addresses as the key table holds, and then some, spends the overflow
+/// quota that newcomers share; a new sender whose delivery verifies is served all the same (and
+/// given a key of its own), while an unsigned newcomer is still refused with 429.
+#[tokio::test]
+async fn a_signed_newcomer_is_served_while_a_flood_spends_the_overflow_quota() {
+    let mut spec = runtime(vec![signed_handler()]);
+    // One request per client per hour: a flood key never rests during the test.
+    spec.rate_limit = Some(Quota {
+        max_requests: 1,
+        window: Duration::from_secs(3600),
+    });
+    spec.logging.enabled = false;
+    let router = router(spec).await;
+    // The table fills: every flood address takes a key, and is refused at verification.
+    let capacity = u32::try_from(clawlet_ratelimit::DEFAULT_MAX_KEYS).unwrap();
+    for n in 0..capacity {
+        assert_eq!(post_signed(&router, &flood_peer(n), false).await.0, 401);
+    }
+    // The next newcomer spends the overflow's burst of one ...
+    assert_eq!(
+        post_signed(&router, &flood_peer(capacity), false).await.0,
+        401
+    );
+    // ... and the next one finds it spent: unsigned, it is refused as rate limited.
+    let (status, retry) = post_signed(&router, &flood_peer(capacity + 1), false).await;
+    assert_eq!(status, 429);
+    assert!(retry.is_some(), "429 without Retry-After");
+
+    // A newcomer whose delivery verifies is served, and keeps a quota of its own afterwards.
+    let genuine = "192.0.2.50:40000";
+    assert_eq!(post_signed(&router, genuine, true).await.0, 200);
+    assert_eq!(post_signed(&router, genuine, true).await.0, 429);
+    // Another signed newcomer is served too; unsigned ones still are not.
+    assert_eq!(post_signed(&router, "192.0.2.51:40000", true).await.0, 200);
+    assert_eq!(
+        post_signed(&router, &flood_peer(capacity + 2), false)
+            .await
+            .0,
+        429
+    );
+    // A known flood key keeps its own (spent) quota, signed or not.
+    assert_eq!(post_signed(&router, &flood_peer(0), true).await.0, 429);
+
+    let metrics = metrics(&router).await;
+    assert!(
+        metrics.contains(r#"clawlet_webhook_rate_limited_total{handler="open"} 4"#),
+        "{metrics}"
+    );
 }
