@@ -199,6 +199,42 @@ impl Fixture {
         stream.consumer_info(name).await.ok()
     }
 
+    /// Starts a dispatcher whose one agent, `down`, fails every attempt and retries only after a
+    /// minute, and waits until the agent's consumer exists: its events stay pending.
+    async fn agent_down(
+        &self,
+        bus: &Bus,
+    ) -> (clawlet_bus::Dispatcher, clawlet_bus::CancellationToken) {
+        let started = start_slow(
+            bus,
+            vec![agent("down", exec_failing(), 100)],
+            vec![route_all("down")],
+        );
+        until("the agent's consumer exists", || async {
+            self.consumer("clawlet-agent-down").await.is_some()
+        })
+        .await;
+        started
+    }
+
+    /// Runs a dispatcher with the log agent `a`, routed everything, until the agent's consumer
+    /// exists, then stops it: what is published next waits in that consumer.
+    async fn consumer_of_a_then_stop(&self, bus: &Bus) {
+        let (observer, _) = recorder(None);
+        let (d, s) = start(
+            bus,
+            vec![agent("a", AgentKind::Log, 3)],
+            vec![route_all("a")],
+            observer,
+        );
+        until("the agent's consumer exists", || async {
+            self.consumer("clawlet-agent-a").await.is_some()
+        })
+        .await;
+        s.cancel();
+        d.join().await;
+    }
+
     async fn stream_state(&self) -> async_nats::jetstream::stream::State {
         let mut stream = self.js.get_stream(&self.stream).await.unwrap();
         stream.info().await.unwrap().state.clone()
@@ -466,19 +502,7 @@ async fn an_event_goes_to_the_agents_routed_when_it_was_stored() {
     let bus = Bus::open(f.options()).await.unwrap();
     // A dispatcher registers the routes and makes the agent's consumer, then stops: the event
     // waits in the consumer while the routes change.
-    let (observer, _) = recorder(None);
-    let (d, s) = start(
-        &bus,
-        vec![agent("a", AgentKind::Log, 3)],
-        vec![route_all("a")],
-        observer,
-    );
-    until("the agent's consumer exists", || async {
-        f.consumer("clawlet-agent-a").await.is_some()
-    })
-    .await;
-    s.cancel();
-    d.join().await;
+    f.consumer_of_a_then_stop(&bus).await;
     bus.publish(&envelope("github", "push", "routed-to-a"))
         .await
         .unwrap();
@@ -571,19 +595,7 @@ async fn a_dispatcher_with_no_agents_leaves_the_consumers_alone() {
         return;
     };
     let bus = Bus::open(f.options()).await.unwrap();
-    let (observer, _) = recorder(None);
-    let (d, s) = start(
-        &bus,
-        vec![agent("a", AgentKind::Log, 3)],
-        vec![route_all("a")],
-        observer,
-    );
-    until("the agent's consumer exists", || async {
-        f.consumer("clawlet-agent-a").await.is_some()
-    })
-    .await;
-    s.cancel();
-    d.join().await;
+    f.consumer_of_a_then_stop(&bus).await;
     // A dispatcher reconciles once before it looks at its shutdown: joining it means it ran.
     let (observer, _) = recorder(None);
     let (d, s) = start(&bus, vec![], vec![], observer);
@@ -613,15 +625,7 @@ async fn a_purge_keeps_what_any_agent_consumer_has_not_finished() {
     assert_eq!(f.stream_state().await.messages, 1);
 
     // An agent that keeps failing holds its event; the CLI's configuration names no agent.
-    let (d, s) = start_slow(
-        &bus,
-        vec![agent("down", exec_failing(), 100)],
-        vec![route_all("down")],
-    );
-    until("the agent's consumer exists", || async {
-        f.consumer("clawlet-agent-down").await.is_some()
-    })
-    .await;
+    let (d, s) = f.agent_down(&bus).await;
     bus.publish(&envelope("github", "push", "undelivered"))
         .await
         .unwrap();
@@ -694,15 +698,7 @@ async fn a_burst_cannot_overshoot_max_pending_beyond_what_is_in_flight() {
     opts.max_pending = MAX_PENDING;
     let bus = Bus::open(opts).await.unwrap();
     // The agent is down: every attempt fails, and the retry waits a minute.
-    let (d, s) = start_slow(
-        &bus,
-        vec![agent("down", exec_failing(), 100)],
-        vec![route_all("down")],
-    );
-    until("the agent's consumer exists", || async {
-        f.consumer("clawlet-agent-down").await.is_some()
-    })
-    .await;
+    let (d, s) = f.agent_down(&bus).await;
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
@@ -748,15 +744,7 @@ async fn a_resend_to_a_full_queue_is_a_duplicate() {
     let mut opts = f.options();
     opts.max_pending = 1;
     let bus = Bus::open(opts).await.unwrap();
-    let (d, s) = start_slow(
-        &bus,
-        vec![agent("down", exec_failing(), 100)],
-        vec![route_all("down")],
-    );
-    until("the agent's consumer exists", || async {
-        f.consumer("clawlet-agent-down").await.is_some()
-    })
-    .await;
+    let (d, s) = f.agent_down(&bus).await;
     let first = envelope("github", "push", "stored-once");
     let Published::Accepted { event_id } = bus.publish(&first).await.unwrap() else {
         panic!("the first publish must be accepted");

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use crate::{LogCapture, clock, memory_bus, open_handler, runtime, start};
+use crate::{LogCapture, Server, clock, memory_bus, open_handler, runtime, start};
 
 const BODY: &str = r#"{"event_type":"user.created","data":{"id":1}}"#;
 /// Bounds every wait on the server (a bound, not an expectation).
@@ -281,10 +281,11 @@ async fn read_response(stream: &mut TcpStream) -> String {
     }
 }
 
-#[tokio::test]
-async fn a_body_past_the_inflight_budget_gets_503_before_it_is_read() {
+/// A server whose one handler, `open`, verifies nothing, with an in-flight body budget of
+/// `budget` bytes.
+async fn open_server_with_budget(budget: u64) -> Server {
     let limits = ServerLimits {
-        max_inflight_body_bytes: 2_000,
+        max_inflight_body_bytes: budget,
         ..ServerLimits::default()
     };
     let app = App::new(
@@ -293,7 +294,12 @@ async fn a_body_past_the_inflight_budget_gets_503_before_it_is_read() {
         clock(),
     )
     .unwrap();
-    let server = start(app, limits, None).await;
+    start(app, limits, None).await
+}
+
+#[tokio::test]
+async fn a_body_past_the_inflight_budget_gets_503_before_it_is_read() {
+    let server = open_server_with_budget(2_000).await;
 
     // A sender that declares 800 bytes and sends 750 of them holds what it sent (the joined
     // buffer may be sized to the whole 800): at least 750 of the 2000.
@@ -374,17 +380,7 @@ async fn await_continue(stream: &mut TcpStream) {
 /// connections cannot turn every other sender away with 503 until they time out.
 #[tokio::test]
 async fn senders_that_declare_large_bodies_and_stall_hold_none_of_the_budget() {
-    let limits = ServerLimits {
-        max_inflight_body_bytes: 1_000,
-        ..ServerLimits::default()
-    };
-    let app = App::new(
-        runtime(vec![open_handler("open")]),
-        memory_bus(10_000).await,
-        clock(),
-    )
-    .unwrap();
-    let server = start(app, limits, None).await;
+    let server = open_server_with_budget(1_000).await;
 
     // Two senders declare 500 bytes each, the whole budget between them, and stall once the
     // server has started reading their bodies.
