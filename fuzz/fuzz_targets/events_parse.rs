@@ -190,6 +190,7 @@ fuzz_target!(|data: &[u8]| {
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
         }),
         delivery_id_pointer: text(fields.next_field()),
+        ..CustomOptions::default()
     };
     let owned = headers(fields.next_field().unwrap_or_default());
     let body = fields.rest();

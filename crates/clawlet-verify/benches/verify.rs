@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clawlet_verify::custom::Scheme;
 use clawlet_verify::standard::{self, Key};
-use clawlet_verify::{Verified, VerifyError, github, stripe};
+use clawlet_verify::{Secret, UnixTime, Verified, VerifyError, github, stripe};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
@@ -65,14 +65,19 @@ fn bench_size(group: &mut BenchmarkGroup<'_, WallTime>, body: &[u8]) {
         });
     });
 
+    let Ok(secrets) = Secret::list(&[secret]) else {
+        panic!("the bench secret is not empty");
+    };
     let sig = github::sign(secret, body);
     let run = || {
         github::verify(
-            &[black_box(secret)],
-            Some(sig.as_bytes()),
-            None,
+            black_box(&secrets),
+            github::Signatures {
+                sha256: Some(sig.as_bytes()),
+                sha1: None,
+            },
             black_box(body),
-            false,
+            github::Legacy::Refuse,
         )
     };
     verifier(group, "github", run);
@@ -80,11 +85,11 @@ fn bench_size(group: &mut BenchmarkGroup<'_, WallTime>, body: &[u8]) {
     let header = stripe::sign(secret, T, body);
     let run = || {
         stripe::verify(
-            &[black_box(secret)],
+            black_box(&secrets),
             Some(header.as_bytes()),
             black_box(body),
-            T,
-            300,
+            UnixTime::from_secs(T),
+            Some(stripe::DEFAULT_TOLERANCE),
         )
     };
     verifier(group, "stripe", run);
@@ -93,7 +98,9 @@ fn bench_size(group: &mut BenchmarkGroup<'_, WallTime>, body: &[u8]) {
         panic!("the bench secret is valid base64");
     };
     let keys = [key];
-    let sig = standard::sign(&keys[0], ID, T, body);
+    let Ok(sig) = standard::sign(&keys[0], ID, T, body) else {
+        panic!("an HMAC key signs");
+    };
     let ts = T.to_string();
     let run = || {
         let (id, ts, sig) = (
@@ -101,13 +108,24 @@ fn bench_size(group: &mut BenchmarkGroup<'_, WallTime>, body: &[u8]) {
             Some(ts.as_bytes()),
             Some(sig.as_bytes()),
         );
-        standard::verify(black_box(&keys), id, ts, sig, black_box(body), T, 300)
+        let delivery = standard::Delivery {
+            id,
+            timestamp: ts,
+            signature: sig,
+            body: black_box(body),
+        };
+        standard::verify(
+            black_box(&keys),
+            delivery,
+            UnixTime::from_secs(T),
+            Some(standard::DEFAULT_TOLERANCE),
+        )
     };
     verifier(group, "standard", run);
 
     let scheme = Scheme::default();
     let sig = scheme.sign(secret, body);
-    let run = || scheme.verify(&[black_box(secret)], Some(sig.as_bytes()), black_box(body));
+    let run = || scheme.verify(black_box(&secrets), Some(sig.as_bytes()), black_box(body));
     verifier(group, "custom_sha256_hex", run);
 }
 

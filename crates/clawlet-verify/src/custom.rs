@@ -4,13 +4,16 @@
 //! Matching is exact: the value must be the prefix followed by the full digest in lower-case hex or
 //! padded standard base64, with nothing around it. The header name is the caller's business.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+
 use crate::mac::{self, Encoded};
-use crate::{Verified, VerifyError};
+use crate::{Secret, Verified, VerifyError};
 
 /// The HMAC hash function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Algorithm {
-    /// HMAC-SHA1 (20-byte digest); only for senders that offer nothing better.
+    /// HMAC-SHA1 (20-byte digest); only for senders that offer nothing better (feature `sha1`).
     Sha1,
     /// HMAC-SHA256 (32-byte digest).
     #[default]
@@ -56,23 +59,28 @@ impl Scheme {
     ///
     /// # Errors
     ///
-    /// [`VerifyError::NoSecrets`], [`VerifyError::InvalidSecret`] (an empty secret),
-    /// [`VerifyError::MissingHeader`], [`VerifyError::MalformedHeader`] (wrong prefix, length or
-    /// alphabet) or [`VerifyError::Mismatch`].
-    pub fn verify<S: AsRef<[u8]>>(
+    /// [`VerifyError::NoSecrets`], [`VerifyError::UnsupportedKey`] (SHA-1 without the `sha1`
+    /// feature), [`VerifyError::MissingHeader`], [`VerifyError::MalformedHeader`] (wrong prefix,
+    /// length or alphabet) or [`VerifyError::Mismatch`].
+    pub fn verify(
         &self,
-        secrets: &[S],
+        secrets: &[Secret],
         header: Option<&[u8]>,
         body: &[u8],
     ) -> Result<Verified, VerifyError> {
-        mac::check_secrets(secrets)?;
-        let value = mac::present(header)?;
+        if secrets.is_empty() {
+            return Err(VerifyError::NoSecrets);
+        }
+        if self.algorithm == Algorithm::Sha1 && !cfg!(feature = "sha1") {
+            return Err(VerifyError::UnsupportedKey);
+        }
+        let value = mac::present(header, "signature")?;
         let digest = value
             .strip_prefix(self.prefix.as_bytes())
             .filter(|d| mac::well_formed(d, self.encoding, self.algorithm.digest_len()))
             .ok_or(VerifyError::MalformedHeader)?;
         for (index, secret) in secrets.iter().enumerate() {
-            if mac::matches(&self.expected(secret.as_ref(), body), digest) {
+            if mac::matches(&self.expected(secret.expose(), body), digest) {
                 return Ok(Verified::new(index));
             }
         }

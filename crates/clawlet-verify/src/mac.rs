@@ -7,8 +7,10 @@ use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::VerifyError;
+use alloc::string::String;
+
 use crate::custom::{Algorithm, Encoding};
+use crate::{Tolerance, UnixTime, VerifyError};
 
 /// The largest digest the crate computes (SHA-512).
 const MAX_DIGEST: usize = 64;
@@ -22,6 +24,15 @@ pub(crate) struct Digest {
 }
 
 impl Digest {
+    /// Copies a MAC output; anything longer than [`MAX_DIGEST`] is cut, which no HMAC here yields.
+    pub(crate) fn from_slice(bytes: &[u8]) -> Digest {
+        let mut digest = empty_digest();
+        let len = bytes.len().min(MAX_DIGEST);
+        digest.buf[..len].copy_from_slice(&bytes[..len]);
+        digest.len = len;
+        digest
+    }
+
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -47,7 +58,11 @@ impl Encoded {
 /// HMAC of the concatenation of `parts` under `key`, fed incrementally so no buffer is built.
 pub(crate) fn hmac(algorithm: Algorithm, key: &[u8], parts: &[&[u8]]) -> Digest {
     match algorithm {
+        #[cfg(feature = "sha1")]
         Algorithm::Sha1 => run::<Hmac<sha1::Sha1>>(key, parts),
+        // Without SHA-1 compiled in, nothing matches; the callers refuse SHA-1 before this.
+        #[cfg(not(feature = "sha1"))]
+        Algorithm::Sha1 => empty_digest(),
         Algorithm::Sha256 => run::<Hmac<sha2::Sha256>>(key, parts),
         Algorithm::Sha512 => run::<Hmac<sha2::Sha512>>(key, parts),
     }
@@ -196,23 +211,14 @@ fn word(bytes: &[u8]) -> u64 {
     u64::from_ne_bytes(word)
 }
 
-/// Rejects an empty secret list or any empty secret before any MAC is computed.
-pub(crate) fn check_secrets<S: AsRef<[u8]>>(secrets: &[S]) -> Result<(), VerifyError> {
-    if secrets.is_empty() {
-        return Err(VerifyError::NoSecrets);
-    }
-    // An empty HMAC key is a configuration error that would let anyone sign.
-    if secrets.iter().any(|s| s.as_ref().is_empty()) {
-        return Err(VerifyError::InvalidSecret);
-    }
-    Ok(())
-}
-
 /// A header value that is absent or empty counts as missing.
-pub(crate) fn present(header: Option<&[u8]>) -> Result<&[u8], VerifyError> {
+pub(crate) fn present<'a>(
+    header: Option<&'a [u8]>,
+    name: &'static str,
+) -> Result<&'a [u8], VerifyError> {
     match header {
         Some(value) if !value.is_empty() => Ok(value),
-        _ => Err(VerifyError::MissingHeader),
+        _ => Err(VerifyError::missing(name)),
     }
 }
 
@@ -267,25 +273,13 @@ impl Decimal {
     }
 }
 
-/// Compares a signed timestamp with the injected clock; a tolerance of 0 disables the check.
+/// Compares a signed timestamp in seconds with the injected clock.
 pub(crate) fn check_timestamp(
     timestamp: i64,
-    now_unix: i64,
-    tolerance_secs: u64,
+    now: UnixTime,
+    tolerance: Tolerance,
 ) -> Result<(), VerifyError> {
-    if tolerance_secs == 0 {
-        return Ok(());
-    }
-    // i128 because `now - timestamp` may overflow i64 for hostile inputs.
-    let age = i128::from(now_unix) - i128::from(timestamp);
-    let tolerance = i128::from(tolerance_secs);
-    if age > tolerance {
-        Err(VerifyError::TimestampTooOld)
-    } else if -age > tolerance {
-        Err(VerifyError::TimestampTooNew)
-    } else {
-        Ok(())
-    }
+    tolerance.check_millis(i128::from(timestamp) * 1000, now)
 }
 
 #[cfg(test)]

@@ -13,51 +13,75 @@
 //! [`VerifyError::MalformedHeader`], and a timestamp more than the tolerance *in the future*
 //! fails with [`VerifyError::TimestampTooNew`] (the libraries accept any future time; Stripe
 //! never sends one, and bounding both sides caps the replay window of a delivery signed by a
-//! sender whose clock runs ahead). A tolerance of 0 disables both timestamp checks.
+//! sender whose clock runs ahead). A tolerance of `None` disables both timestamp checks.
+//!
+//! A delivery replayed inside the tolerance passes again: deduplicate on the event id.
 //!
 //! The signature is checked before the timestamp, so a timestamp error always means an authentic
 //! but stale delivery (a replay or a clock problem), never a forgery.
 
+use alloc::string::String;
+use core::time::Duration;
+
 use crate::custom::{Algorithm, Encoding};
 use crate::mac::{self, Decimal, Encoded};
-use crate::{Verified, VerifyError};
+use crate::{Headers, Secret, Tolerance, UnixTime, Verified, VerifyError};
 
 /// The header carrying the signature, lower-case as HTTP/2 sends it.
 pub const HEADER: &str = "stripe-signature";
-/// The tolerance the Stripe libraries use by default, in seconds.
-pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
+/// The tolerance the Stripe libraries use by default: five minutes.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
 /// Verifies a Stripe delivery against each secret in turn.
 ///
-/// `header` is the raw `Stripe-Signature` value, `now_unix` the current time in Unix seconds
-/// and `tolerance_secs` the accepted distance between `t` and `now_unix` (0 disables the check).
+/// `header` is the raw `Stripe-Signature` value and `tolerance` the accepted distance between
+/// `t` and `now` on either side (`None` disables the check).
 ///
 /// # Errors
 ///
-/// [`VerifyError::NoSecrets`], [`VerifyError::InvalidSecret`] (an empty secret),
-/// [`VerifyError::MissingHeader`], [`VerifyError::MalformedHeader`],
+/// [`VerifyError::NoSecrets`], [`VerifyError::MissingHeader`], [`VerifyError::MalformedHeader`],
 /// [`VerifyError::NoSignatureForScheme`], [`VerifyError::Mismatch`],
 /// [`VerifyError::TimestampTooOld`] or [`VerifyError::TimestampTooNew`].
-pub fn verify<S: AsRef<[u8]>>(
-    secrets: &[S],
+pub fn verify(
+    secrets: &[Secret],
     header: Option<&[u8]>,
     body: &[u8],
-    now_unix: i64,
-    tolerance_secs: u64,
+    now: impl Into<UnixTime>,
+    tolerance: Option<Duration>,
 ) -> Result<Verified, VerifyError> {
-    mac::check_secrets(secrets)?;
-    let header = mac::present(header)?;
+    if secrets.is_empty() {
+        return Err(VerifyError::NoSecrets);
+    }
+    let header = mac::present(header, HEADER)?;
     let timestamp = parse(header)?;
     let rendered = Decimal::new(timestamp);
     for (index, secret) in secrets.iter().enumerate() {
-        let expected = expected(secret.as_ref(), rendered.as_bytes(), body);
+        let expected = expected(secret.expose(), rendered.as_bytes(), body);
         // Every v1 entry is compared, whatever its shape: a malformed one simply never matches.
         if v1_entries(header).any(|value| mac::matches(&expected, value)) {
-            mac::check_timestamp(timestamp, now_unix, tolerance_secs)?;
-            return Ok(Verified::new(index));
+            mac::check_timestamp(timestamp, now.into(), Tolerance::from(tolerance))?;
+            return Ok(Verified::new(index).with_timestamp(timestamp));
         }
     }
     Err(VerifyError::Mismatch)
+}
+
+/// [`verify`] reading `Stripe-Signature` from a request's headers.
+///
+/// # Errors
+///
+/// As [`verify`], and [`VerifyError::MalformedHeader`] for a repeated header.
+pub fn verify_headers(
+    secrets: &[Secret],
+    headers: &dyn Headers,
+    body: &[u8],
+    now: impl Into<UnixTime>,
+    tolerance: Option<Duration>,
+) -> Result<Verified, VerifyError> {
+    if headers.is_repeated(HEADER) {
+        return Err(VerifyError::MalformedHeader);
+    }
+    verify(secrets, headers.get(HEADER), body, now, tolerance)
 }
 
 /// Finds the single `t` and checks that at least one `v1` exists.

@@ -1,5 +1,9 @@
 use super::*;
 
+fn secrets() -> alloc::vec::Vec<Secret> {
+    Secret::list(&[SECRET]).unwrap()
+}
+
 const SECRET: &str = "whsec_test_secret";
 const BODY: &[u8] = b"{\"id\":\"evt_1\"}";
 const T: i64 = 1_699_999_990;
@@ -21,7 +25,15 @@ fn check(
     tolerance: u64,
     expected: Result<usize, VerifyError>,
 ) {
-    let got = verify(secrets, Some(header.as_bytes()), BODY, now, tolerance);
+    let got = Secret::list(secrets).and_then(|secrets| {
+        verify(
+            &secrets,
+            Some(header.as_bytes()),
+            BODY,
+            UnixTime::from_secs(now),
+            (tolerance > 0).then(|| Duration::from_secs(tolerance)),
+        )
+    });
     assert_eq!(got.map(|v| v.secret_index()), expected, "header {header:?}");
 }
 
@@ -194,11 +206,23 @@ fn timestamp_window() {
 #[test]
 fn missing_or_empty_header() {
     assert_eq!(
-        verify(&[SECRET], None, BODY, NOW, 300),
-        Err(VerifyError::MissingHeader)
+        verify(
+            &secrets(),
+            None,
+            BODY,
+            UnixTime::from_secs(NOW),
+            Some(DEFAULT_TOLERANCE)
+        ),
+        Err(VerifyError::missing(HEADER))
     );
     assert_eq!(
-        verify(&[SECRET], Some(b""), BODY, NOW, 300),
-        Err(VerifyError::MissingHeader)
+        verify(
+            &secrets(),
+            Some(b""),
+            BODY,
+            UnixTime::from_secs(NOW),
+            Some(DEFAULT_TOLERANCE)
+        ),
+        Err(VerifyError::missing(HEADER))
     );
 }

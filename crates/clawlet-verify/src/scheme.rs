@@ -1,0 +1,1197 @@
+//! One declarative signature language: a [`Scheme`] says where the signature is, how it is
+//! written, what is signed and with which algorithm; a [`Verifier`] pairs a scheme with keys that
+//! were checked once, and verifies requests.
+//!
+//! ```
+//! use std::borrow::Cow;
+//! use clawlet_verify::scheme::{
+//!     Algorithm, Encoding, Key, List, Location, Request, Scheme, Signature, SigningKey, Template,
+//!     TimestampRule, TimestampSource, Unit, Verifier,
+//! };
+//! use clawlet_verify::{Secret, Tolerance, UnixTime};
+//!
+//! // `X-Sig: v0=<hex>` over `v0:<X-Timestamp>:<body>`, five minutes each way.
+//! let scheme = Scheme {
+//!     signature: Signature {
+//!         location: Location::Header(Cow::Borrowed("x-sig")),
+//!         prefix: Cow::Borrowed("v0="),
+//!         encoding: Encoding::HexLower,
+//!         list: List::Single,
+//!     },
+//!     payload: Template::parse("v0:{timestamp}:{body}")?,
+//!     algorithm: Algorithm::HmacSha256,
+//!     timestamp: Some(TimestampRule {
+//!         source: TimestampSource::Location(Location::Header(Cow::Borrowed("x-timestamp"))),
+//!         unit: Unit::Seconds,
+//!         tolerance: Tolerance::both(std::time::Duration::from_secs(300)),
+//!     }),
+//!     ..Scheme::default()
+//! };
+//! let secret = Secret::new("s3cr3t")?;
+//! let now = UnixTime::from_secs(1_700_000_000);
+//! let body = br#"{"ok":true}"#;
+//!
+//! let no_headers: [(&str, &str); 0] = [];
+//! let signed = scheme.sign(&SigningKey::Secret(secret.clone()), &Request::new(&no_headers, body), now)?;
+//! assert_eq!(signed[1], ("x-timestamp".to_owned(), "1700000000".to_owned()));
+//!
+//! let verifier = Verifier::new(scheme, vec![Key::Secret(secret)])?;
+//! let verified = verifier.verify(&Request::new(&signed, body), now)?;
+//! assert_eq!(verified.timestamp(), Some(1_700_000_000));
+//! # Ok::<(), clawlet_verify::VerifyError>(())
+//! ```
+
+use alloc::borrow::Cow;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use hmac::digest::KeyInit;
+use sha2::Digest as _;
+
+use crate::mac::Decimal;
+use crate::{Headers, Secret, Tolerance, UnixTime, Verified, VerifyError, json};
+
+mod template;
+
+pub use template::{Part, Template};
+
+/// A name in a scheme: a header name, a JSON pointer, a prefix. Presets borrow `'static` text;
+/// schemes read from configuration own theirs.
+pub type Name = Cow<'static, str>;
+
+/// Where a value is found in a request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Location {
+    /// A header, by case-insensitive name.
+    Header(Name),
+    /// The first header if present, else the second (Standard Webhooks' `webhook-*` / `svix-*`).
+    HeaderOr(Name, Name),
+    /// A JSON pointer (RFC 6901) into the body.
+    Json(Name),
+}
+
+/// How a signature is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// Hexadecimal, either case.
+    Hex,
+    /// Lower-case hexadecimal only; an upper-case digit is malformed.
+    HexLower,
+    /// Standard base64 (`+/`), padding optional, no stray bits.
+    Base64,
+    /// The value itself, compared with a shared token ([`Algorithm::Token`]).
+    Text,
+}
+
+/// How one location holds several signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum List {
+    /// Exactly one signature: the prefix, then the encoded signature, nothing else.
+    Single,
+    /// Entries separated by this byte (spaces around an entry are ignored); every entry that
+    /// starts with the prefix is a candidate, others (other versions) are skipped.
+    Separated(u8),
+    /// `key=value` elements separated by `separator` (`t=…,v1=…`, `ts=…;h1=…`); every element
+    /// named `key` is a candidate (after the prefix, usually empty).
+    Pairs {
+        /// The byte between elements.
+        separator: u8,
+        /// The element name of a signature (`v1`, `h1`).
+        key: Name,
+    },
+}
+
+/// Where the signature is and how it is written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Signature {
+    /// Where the value is.
+    pub location: Location,
+    /// Text before each encoded signature (`sha256=`, `v0=`, `v1,`); may be empty.
+    pub prefix: Name,
+    /// How a signature is encoded.
+    pub encoding: Encoding,
+    /// How several signatures (rotation) are laid out.
+    pub list: List,
+}
+
+impl Signature {
+    /// Whether a signed value always parses back: a prefix or pair key holding the list's
+    /// separator (or `=` in a key, or spaces a separated list trims) would split differently
+    /// than it was written.
+    fn list_is_unambiguous(&self) -> bool {
+        let prefix = self.prefix.as_bytes();
+        match &self.list {
+            List::Single => true,
+            List::Separated(sep) => {
+                !prefix.contains(sep)
+                    && prefix.first() != Some(&b' ')
+                    && prefix.last() != Some(&b' ')
+            }
+            List::Pairs { separator, key } => {
+                !prefix.contains(separator)
+                    && !key.is_empty()
+                    && !key.as_bytes().contains(separator)
+                    && !key.contains('=')
+            }
+        }
+    }
+}
+
+/// The signature algorithm. Variants whose crate feature is off are still data, so a preset
+/// table stays whole; [`Verifier::new`] then answers [`VerifyError::UnsupportedKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// HMAC-SHA1 with a shared secret (feature `sha1`).
+    HmacSha1,
+    /// HMAC-SHA256 with a shared secret.
+    HmacSha256,
+    /// HMAC-SHA512 with a shared secret.
+    HmacSha512,
+    /// Ed25519 with the sender's public key (feature `ed25519`); strict verification.
+    Ed25519,
+    /// ECDSA P-256 over SHA-256, signature in ASN.1 DER (feature `p256`).
+    EcdsaP256Der,
+    /// ECDSA P-256 over SHA-256, signature as the 64 bytes `r || s` (feature `p256`).
+    EcdsaP256Raw,
+    /// No signature: the value must equal a shared token, compared in constant time.
+    Token,
+}
+
+impl Algorithm {
+    fn digest_len(self) -> Option<usize> {
+        match self {
+            Algorithm::HmacSha1 => Some(20),
+            Algorithm::HmacSha256 => Some(32),
+            Algorithm::HmacSha512 => Some(64),
+            _ => None,
+        }
+    }
+
+    fn is_hmac(self) -> bool {
+        self.digest_len().is_some()
+    }
+
+    fn compiled(self) -> bool {
+        match self {
+            Algorithm::HmacSha1 => cfg!(feature = "sha1"),
+            Algorithm::Ed25519 => cfg!(feature = "ed25519"),
+            Algorithm::EcdsaP256Der | Algorithm::EcdsaP256Raw => cfg!(feature = "p256"),
+            Algorithm::HmacSha256 | Algorithm::HmacSha512 | Algorithm::Token => true,
+        }
+    }
+}
+
+/// Where the signed timestamp comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TimestampSource {
+    /// A header or a body field.
+    Location(Location),
+    /// An element of the signature value itself ([`List::Pairs`]), such as `t` or `ts`.
+    Pair(Name),
+    /// Given by the caller with [`Request::timestamp`].
+    Caller,
+}
+
+/// The unit of a timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// Seconds since the Unix epoch.
+    Seconds,
+    /// Milliseconds since the Unix epoch.
+    Millis,
+}
+
+/// A signed timestamp and how far from `now` it may be.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TimestampRule {
+    /// Where it is.
+    pub source: TimestampSource,
+    /// Its unit.
+    pub unit: Unit,
+    /// The accepted distance from `now`, each side.
+    pub tolerance: Tolerance,
+}
+
+/// A whole signature scheme, as data.
+///
+/// `id`, `event` and `token` are not checked: they tell the caller where the delivery id (for
+/// dedup), the event type and a one-time token live; read them with [`Scheme::extract`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scheme {
+    /// Where the signature is and how it is written.
+    pub signature: Signature,
+    /// What is signed.
+    pub payload: Template,
+    /// How it is signed.
+    pub algorithm: Algorithm,
+    /// The signed timestamp, if the scheme has one.
+    pub timestamp: Option<TimestampRule>,
+    /// Where the delivery id is (also what `{id}` reads).
+    pub id: Option<Location>,
+    /// Where the event type is.
+    pub event: Option<Location>,
+    /// Where a one-time token is that the receiver must accept only once (Mailgun).
+    pub token: Option<Location>,
+    /// A query parameter of the URL carrying the hex SHA-256 of the body (Twilio's `bodySHA256`
+    /// for JSON bodies): when present, the body must match it, and `{form}` is empty.
+    pub body_hash_param: Option<Name>,
+}
+
+impl Default for Scheme {
+    /// `X-Signature: sha256=<lower-case hex>` of HMAC-SHA256 over the body, no timestamp: the
+    /// shape GitHub popularised.
+    fn default() -> Self {
+        Scheme {
+            signature: Signature {
+                location: Location::Header(Cow::Borrowed("x-signature")),
+                prefix: Cow::Borrowed("sha256="),
+                encoding: Encoding::HexLower,
+                list: List::Single,
+            },
+            payload: Template::from_parts(&[Part::Body]),
+            algorithm: Algorithm::HmacSha256,
+            timestamp: None,
+            id: None,
+            event: None,
+            token: None,
+            body_hash_param: None,
+        }
+    }
+}
+
+/// A key that verifies: a shared secret, or a sender's public key.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Key {
+    /// An HMAC secret or a shared token.
+    Secret(Secret),
+    /// An Ed25519 public key.
+    #[cfg(feature = "ed25519")]
+    Ed25519(ed25519_dalek::VerifyingKey),
+    /// A P-256 public key.
+    #[cfg(feature = "p256")]
+    P256(p256::ecdsa::VerifyingKey),
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Secret(secret) => write!(f, "Key::Secret({secret:?})"),
+            #[cfg(feature = "ed25519")]
+            Key::Ed25519(_) => f.write_str("Key::Ed25519(public)"),
+            #[cfg(feature = "p256")]
+            Key::P256(_) => f.write_str("Key::P256(public)"),
+        }
+    }
+}
+
+impl Key {
+    /// A shared secret used as is.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::InvalidSecret`] when it is empty.
+    pub fn secret(secret: impl AsRef<[u8]>) -> Result<Key, VerifyError> {
+        Secret::new(secret).map(Key::Secret)
+    }
+
+    /// An Ed25519 public key from 64 hex digits (Discord's `public_key`).
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::UnsupportedKey`] when it is not 32 hex-encoded bytes of a valid point.
+    #[cfg(feature = "ed25519")]
+    pub fn ed25519_hex(hex: &str) -> Result<Key, VerifyError> {
+        let mut bytes = [0u8; 32];
+        if decode_hex(hex.trim().as_bytes(), false, &mut bytes) != Some(32) {
+            return Err(VerifyError::UnsupportedKey);
+        }
+        Key::ed25519_bytes(&bytes)
+    }
+
+    /// An Ed25519 public key from standard base64 (the part after Standard Webhooks' `whpk_`).
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::UnsupportedKey`] when it is not 32 base64-encoded bytes of a valid point.
+    #[cfg(feature = "ed25519")]
+    pub fn ed25519_base64(text: &str) -> Result<Key, VerifyError> {
+        let bytes = BASE64
+            .decode(text.trim())
+            .map_err(|_| VerifyError::UnsupportedKey)?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| VerifyError::UnsupportedKey)?;
+        Key::ed25519_bytes(&bytes)
+    }
+
+    #[cfg(feature = "ed25519")]
+    fn ed25519_bytes(bytes: &[u8; 32]) -> Result<Key, VerifyError> {
+        ed25519_dalek::VerifyingKey::from_bytes(bytes)
+            .map(Key::Ed25519)
+            .map_err(|_| VerifyError::UnsupportedKey)
+    }
+
+    /// A P-256 public key from base64 of its DER SubjectPublicKeyInfo (SendGrid's
+    /// `public_key`, also what PEM wraps).
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::UnsupportedKey`] when it is not such a key.
+    #[cfg(feature = "p256")]
+    pub fn p256_spki_base64(text: &str) -> Result<Key, VerifyError> {
+        use p256::pkcs8::DecodePublicKey as _;
+        let der = BASE64
+            .decode(text.trim())
+            .map_err(|_| VerifyError::UnsupportedKey)?;
+        p256::ecdsa::VerifyingKey::from_public_key_der(&der)
+            .map(Key::P256)
+            .map_err(|_| VerifyError::UnsupportedKey)
+    }
+
+    fn fits(&self, algorithm: Algorithm) -> bool {
+        match self {
+            Key::Secret(_) => algorithm.is_hmac() || algorithm == Algorithm::Token,
+            #[cfg(feature = "ed25519")]
+            Key::Ed25519(_) => algorithm == Algorithm::Ed25519,
+            #[cfg(feature = "p256")]
+            Key::P256(_) => matches!(algorithm, Algorithm::EcdsaP256Der | Algorithm::EcdsaP256Raw),
+        }
+    }
+}
+
+/// A key that signs: the sender's side, for `send` commands and tests.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum SigningKey {
+    /// An HMAC secret or a shared token.
+    Secret(Secret),
+    /// An Ed25519 private key.
+    #[cfg(feature = "ed25519")]
+    Ed25519(ed25519_dalek::SigningKey),
+    /// A P-256 private key.
+    #[cfg(feature = "p256")]
+    P256(p256::ecdsa::SigningKey),
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey([redacted])")
+    }
+}
+
+impl SigningKey {
+    /// An Ed25519 private key from its 32-byte seed.
+    #[cfg(feature = "ed25519")]
+    #[must_use]
+    pub fn ed25519_seed(seed: &[u8; 32]) -> SigningKey {
+        SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(seed))
+    }
+
+    /// A P-256 private key from its 32-byte big-endian scalar.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::UnsupportedKey`] when the scalar is zero or not below the group order.
+    #[cfg(feature = "p256")]
+    pub fn p256_scalar(scalar: &[u8; 32]) -> Result<SigningKey, VerifyError> {
+        p256::ecdsa::SigningKey::from_slice(scalar)
+            .map(SigningKey::P256)
+            .map_err(|_| VerifyError::UnsupportedKey)
+    }
+
+    /// The matching verification key.
+    #[must_use]
+    pub fn verifying_key(&self) -> Key {
+        match self {
+            SigningKey::Secret(secret) => Key::Secret(secret.clone()),
+            #[cfg(feature = "ed25519")]
+            SigningKey::Ed25519(key) => Key::Ed25519(key.verifying_key()),
+            #[cfg(feature = "p256")]
+            SigningKey::P256(key) => Key::P256(*key.verifying_key()),
+        }
+    }
+
+    /// The public key as the senders publish it: hex for Ed25519 (Discord), base64 of the DER
+    /// SubjectPublicKeyInfo for P-256 (SendGrid); `None` for a shared secret.
+    #[must_use]
+    pub fn public_key_text(&self) -> Option<String> {
+        match self {
+            SigningKey::Secret(_) => None,
+            #[cfg(feature = "ed25519")]
+            SigningKey::Ed25519(key) => {
+                let mut out = String::with_capacity(64);
+                push_hex(&mut out, key.verifying_key().as_bytes());
+                Some(out)
+            }
+            #[cfg(feature = "p256")]
+            SigningKey::P256(key) => {
+                // SubjectPublicKeyInfo of an uncompressed P-256 point: a fixed DER header naming
+                // id-ecPublicKey and prime256v1, then the 65-byte point.
+                const SPKI_HEADER: [u8; 26] = [
+                    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+                    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+                ];
+                let point = key.verifying_key().to_encoded_point(false);
+                let mut der = Vec::with_capacity(SPKI_HEADER.len() + point.len());
+                der.extend_from_slice(&SPKI_HEADER);
+                der.extend_from_slice(point.as_bytes());
+                Some(BASE64.encode(der))
+            }
+        }
+    }
+}
+
+/// The parts of a request a scheme may read.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    headers: &'a dyn Headers,
+    body: &'a [u8],
+    url: Option<&'a str>,
+    method: Option<&'a str>,
+    timestamp: Option<i64>,
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("body_len", &self.body.len())
+            .field("url", &self.url)
+            .field("method", &self.method)
+            .field("timestamp", &self.timestamp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Request<'a> {
+    /// The headers and the raw body.
+    #[must_use]
+    pub fn new(headers: &'a dyn Headers, body: &'a [u8]) -> Request<'a> {
+        Request {
+            headers,
+            body,
+            url: None,
+            method: None,
+            timestamp: None,
+        }
+    }
+
+    /// The full public URL the sender posted to, for schemes that sign `{url}`.
+    #[must_use]
+    pub fn url(mut self, url: &'a str) -> Request<'a> {
+        self.url = Some(url);
+        self
+    }
+
+    /// The HTTP method, for schemes that sign `{method}`.
+    #[must_use]
+    pub fn method(mut self, method: &'a str) -> Request<'a> {
+        self.method = Some(method);
+        self
+    }
+
+    /// The timestamp, in the scheme's unit, for [`TimestampSource::Caller`].
+    #[must_use]
+    pub fn timestamp(mut self, timestamp: i64) -> Request<'a> {
+        self.timestamp = Some(timestamp);
+        self
+    }
+}
+
+/// A scheme paired with keys checked once: the value a receiver keeps per webhook.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    scheme: Scheme,
+    keys: Vec<Key>,
+}
+
+impl Verifier {
+    /// Checks that the keys fit the scheme and the scheme is complete.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::NoSecrets`] for no key, [`VerifyError::UnsupportedKey`] for a key of
+    /// another kind than the algorithm needs or an algorithm whose feature is off,
+    /// [`VerifyError::InvalidTemplate`] when the template reads `{timestamp}` or `{id}` and the
+    /// scheme says nowhere where they are, a pair timestamp is used with a non-pair list, or the
+    /// prefix or pair key holds the list's separator (a signed value would not parse back).
+    pub fn new(scheme: Scheme, keys: Vec<Key>) -> Result<Verifier, VerifyError> {
+        if keys.is_empty() {
+            return Err(VerifyError::NoSecrets);
+        }
+        if !scheme.algorithm.compiled() || !keys.iter().all(|k| k.fits(scheme.algorithm)) {
+            return Err(VerifyError::UnsupportedKey);
+        }
+        scheme.check()?;
+        Ok(Verifier { scheme, keys })
+    }
+
+    /// The scheme.
+    #[must_use]
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+
+    /// Verifies a request at time `now`.
+    ///
+    /// The signature is checked before the timestamp, so a timestamp error always means an
+    /// authentic but stale delivery (a replay or a clock problem), never a forgery. A delivery
+    /// replayed inside the tolerance passes again: deduplicate on the delivery id.
+    ///
+    /// # Errors
+    ///
+    /// Any [`VerifyError`] of kind bad request or unauthenticated.
+    pub fn verify(
+        &self,
+        request: &Request<'_>,
+        now: impl Into<UnixTime>,
+    ) -> Result<Verified, VerifyError> {
+        let scheme = &self.scheme;
+        let raw = scheme.read(&scheme.signature.location, request)?;
+        let timestamp = scheme.read_timestamp(request, &raw)?;
+        let candidates = Candidates::new(&scheme.signature, scheme.algorithm, &raw)?;
+        for (index, key) in self.keys.iter().enumerate() {
+            if scheme.matches(key, &candidates, request, timestamp)? {
+                scheme.check_body_hash(request)?;
+                let mut verified = Verified::new(index);
+                if let (Some(rule), Some(ts)) = (&scheme.timestamp, timestamp) {
+                    let ts_ms = to_millis(ts, rule.unit);
+                    rule.tolerance.check_millis(ts_ms, now.into())?;
+                    // Exact: an i64 of seconds or of milliseconds, in seconds.
+                    let secs = i64::try_from(ts_ms.div_euclid(1000)).unwrap_or(ts);
+                    verified = verified.with_timestamp(secs);
+                }
+                return Ok(verified);
+            }
+        }
+        Err(VerifyError::Mismatch)
+    }
+}
+
+impl Scheme {
+    fn check(&self) -> Result<(), VerifyError> {
+        let incomplete = (self.payload.uses(|p| matches!(p, Part::Timestamp))
+            && self.timestamp.is_none())
+            || (self.payload.uses(|p| matches!(p, Part::Id)) && self.id.is_none())
+            || matches!(
+                (&self.timestamp, &self.signature.list),
+                (
+                    Some(TimestampRule {
+                        source: TimestampSource::Pair(_),
+                        ..
+                    }),
+                    List::Single | List::Separated(_)
+                )
+            );
+        if incomplete || !self.signature.list_is_unambiguous() {
+            return Err(VerifyError::InvalidTemplate);
+        }
+        Ok(())
+    }
+
+    /// Reads a location (the scheme's `id`, `event` or `token`, or any other) from a request:
+    /// a header's value, or a body field (a string's decoded contents, a number as written).
+    /// `None` when it is absent, empty or the body is not valid JSON.
+    #[must_use]
+    pub fn extract<'a>(
+        location: &Location,
+        headers: &'a dyn Headers,
+        body: &'a [u8],
+    ) -> Option<Cow<'a, [u8]>> {
+        let value = match location {
+            Location::Header(name) => headers.get(name).map(Cow::Borrowed),
+            Location::HeaderOr(first, second) => headers
+                .get(first)
+                .or_else(|| headers.get(second))
+                .map(Cow::Borrowed),
+            Location::Json(pointer) => json::lookup(body, pointer),
+        };
+        value.filter(|v| !v.is_empty())
+    }
+
+    /// Like [`Scheme::extract`], with the errors verification reports.
+    fn read<'a>(
+        &self,
+        location: &Location,
+        request: &Request<'a>,
+    ) -> Result<Cow<'a, [u8]>, VerifyError> {
+        let header = match location {
+            Location::Header(name) => Some(name),
+            Location::HeaderOr(first, second) => Some(if request.headers.get(first).is_some() {
+                first
+            } else {
+                second
+            }),
+            Location::Json(_) => None,
+        };
+        if let Some(name) = header
+            && request.headers.is_repeated(name)
+        {
+            return Err(VerifyError::MalformedHeader);
+        }
+        Scheme::extract(location, request.headers, request.body)
+            .ok_or_else(|| VerifyError::missing(location_name(location)))
+    }
+
+    fn read_timestamp(
+        &self,
+        request: &Request<'_>,
+        signature: &[u8],
+    ) -> Result<Option<i64>, VerifyError> {
+        let Some(rule) = &self.timestamp else {
+            return Ok(None);
+        };
+        let value = match &rule.source {
+            TimestampSource::Caller => {
+                return request
+                    .timestamp
+                    .map(Some)
+                    .ok_or(VerifyError::missing("timestamp"));
+            }
+            TimestampSource::Location(location) => self.read(location, request)?,
+            TimestampSource::Pair(name) => {
+                let List::Pairs { separator, .. } = &self.signature.list else {
+                    return Err(VerifyError::InvalidTemplate);
+                };
+                let mut found = None;
+                for (key, value) in pairs(signature, *separator) {
+                    if key == name.as_bytes() {
+                        if found.is_some() {
+                            return Err(VerifyError::MalformedHeader);
+                        }
+                        found = Some(value);
+                    }
+                }
+                Cow::Borrowed(found.ok_or(VerifyError::MalformedHeader)?)
+            }
+        };
+        crate::mac::parse_timestamp(&value).map(Some)
+    }
+
+    fn matches(
+        &self,
+        key: &Key,
+        candidates: &Candidates<'_>,
+        request: &Request<'_>,
+        timestamp: Option<i64>,
+    ) -> Result<bool, VerifyError> {
+        match (key, self.algorithm) {
+            (Key::Secret(secret), Algorithm::Token) => {
+                Ok(candidates.iter().any(|c| secret.matches_token(c)))
+            }
+            (Key::Secret(secret), algorithm) => {
+                let digest = self.hmac(algorithm, secret.expose(), request, timestamp)?;
+                let mut buf = [0u8; MAX_DECODED];
+                Ok(candidates.iter().any(|c| {
+                    decode(c, self.signature.encoding, &mut buf)
+                        .is_some_and(|n| ct_eq(&buf[..n], digest.as_bytes()))
+                }))
+            }
+            #[cfg(feature = "ed25519")]
+            (Key::Ed25519(public), _) => {
+                let mut message = Vec::new();
+                self.feed(request, timestamp, &mut |part| {
+                    message.extend_from_slice(part)
+                })?;
+                let mut buf = [0u8; MAX_DECODED];
+                Ok(candidates.iter().any(|c| {
+                    decode(c, self.signature.encoding, &mut buf)
+                        .and_then(|n| <[u8; 64]>::try_from(&buf[..n]).ok())
+                        .is_some_and(|sig| {
+                            public
+                                .verify_strict(
+                                    &message,
+                                    &ed25519_dalek::Signature::from_bytes(&sig),
+                                )
+                                .is_ok()
+                        })
+                }))
+            }
+            #[cfg(feature = "p256")]
+            (Key::P256(public), algorithm) => {
+                use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+                let mut hasher = sha2::Sha256::new();
+                self.feed(request, timestamp, &mut |part| hasher.update(part))?;
+                let prehash = hasher.finalize();
+                let mut buf = [0u8; MAX_DECODED];
+                Ok(candidates.iter().any(|c| {
+                    decode(c, self.signature.encoding, &mut buf)
+                        .and_then(|n| {
+                            if algorithm == Algorithm::EcdsaP256Der {
+                                p256::ecdsa::Signature::from_der(&buf[..n]).ok()
+                            } else {
+                                p256::ecdsa::Signature::from_slice(&buf[..n]).ok()
+                            }
+                        })
+                        .is_some_and(|sig| public.verify_prehash(&prehash, &sig).is_ok())
+                }))
+            }
+        }
+    }
+
+    fn hmac(
+        &self,
+        algorithm: Algorithm,
+        key: &[u8],
+        request: &Request<'_>,
+        timestamp: Option<i64>,
+    ) -> Result<crate::mac::Digest, VerifyError> {
+        fn run<M: hmac::Mac + KeyInit>(
+            scheme: &Scheme,
+            key: &[u8],
+            request: &Request<'_>,
+            timestamp: Option<i64>,
+        ) -> Result<crate::mac::Digest, VerifyError> {
+            let mut mac =
+                <M as KeyInit>::new_from_slice(key).map_err(|_| VerifyError::InvalidSecret)?;
+            scheme.feed(request, timestamp, &mut |part| mac.update(part))?;
+            Ok(crate::mac::Digest::from_slice(&mac.finalize().into_bytes()))
+        }
+        match algorithm {
+            #[cfg(feature = "sha1")]
+            Algorithm::HmacSha1 => run::<hmac::Hmac<sha1::Sha1>>(self, key, request, timestamp),
+            Algorithm::HmacSha256 => run::<hmac::Hmac<sha2::Sha256>>(self, key, request, timestamp),
+            Algorithm::HmacSha512 => run::<hmac::Hmac<sha2::Sha512>>(self, key, request, timestamp),
+            _ => Err(VerifyError::UnsupportedKey),
+        }
+    }
+
+    /// Streams the signed payload, part by part.
+    fn feed(
+        &self,
+        request: &Request<'_>,
+        timestamp: Option<i64>,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), VerifyError> {
+        for part in self.payload.parts() {
+            match part {
+                Part::Literal(text) => sink(text.as_bytes()),
+                Part::Body => sink(request.body),
+                Part::Timestamp => {
+                    let ts = timestamp.ok_or(VerifyError::InvalidTemplate)?;
+                    sink(Decimal::new(ts).as_bytes());
+                }
+                Part::Id => {
+                    let location = self.id.as_ref().ok_or(VerifyError::InvalidTemplate)?;
+                    sink(&self.read(location, request)?);
+                }
+                Part::Url => sink(request.url.ok_or(VerifyError::InvalidTemplate)?.as_bytes()),
+                Part::Method => sink(
+                    request
+                        .method
+                        .ok_or(VerifyError::InvalidTemplate)?
+                        .as_bytes(),
+                ),
+                Part::Header(name) => sink(&self.read(&Location::Header(name.clone()), request)?),
+                Part::Json(pointer) => sink(&self.read(&Location::Json(pointer.clone()), request)?),
+                Part::Form => {
+                    let json_body = self
+                        .body_hash_param
+                        .as_ref()
+                        .zip(request.url)
+                        .is_some_and(|(param, url)| query_param(url, param).is_some());
+                    if !json_body {
+                        for (name, value) in sorted_form(request.body) {
+                            sink(&name);
+                            sink(&value);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_body_hash(&self, request: &Request<'_>) -> Result<(), VerifyError> {
+        let Some((param, url)) = self.body_hash_param.as_ref().zip(request.url) else {
+            return Ok(());
+        };
+        let Some(expected) = query_param(url, param) else {
+            return Ok(());
+        };
+        let digest = sha2::Sha256::digest(request.body);
+        let mut buf = [0u8; MAX_DECODED];
+        let matches =
+            decode(&expected, Encoding::Hex, &mut buf).is_some_and(|n| ct_eq(&buf[..n], &digest));
+        if matches {
+            Ok(())
+        } else {
+            Err(VerifyError::BodyHashMismatch)
+        }
+    }
+
+    /// The value to place at the signature location for `request` signed at `at`: the prefix
+    /// and the encoded signature, or for [`List::Pairs`] the whole `t=…,v1=…` value.
+    ///
+    /// For a scheme that reads its timestamp or id from the body, the body must already hold
+    /// the same values; `at` is what `{timestamp}` signs.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::UnsupportedKey`] when the key does not fit, [`VerifyError::InvalidTemplate`]
+    /// when the template needs a URL, method or id the request lacks, or
+    /// [`VerifyError::MissingHeader`] for a header the template reads.
+    pub fn signature_value(
+        &self,
+        key: &SigningKey,
+        request: &Request<'_>,
+        at: UnixTime,
+    ) -> Result<String, VerifyError> {
+        if !self.algorithm.compiled() || !key.verifying_key().fits(self.algorithm) {
+            return Err(VerifyError::UnsupportedKey);
+        }
+        self.check()?;
+        let timestamp = self.timestamp.as_ref().map(|rule| match rule.source {
+            TimestampSource::Caller => request.timestamp.unwrap_or_else(|| in_unit(at, rule.unit)),
+            _ => in_unit(at, rule.unit),
+        });
+        let raw = self.raw_signature(key, request, timestamp)?;
+        let mut encoded = String::from(self.signature.prefix.as_ref());
+        match self.signature.encoding {
+            Encoding::Hex | Encoding::HexLower => push_hex(&mut encoded, &raw),
+            Encoding::Base64 => encoded.push_str(&BASE64.encode(&raw)),
+            Encoding::Text => encoded.push_str(&String::from_utf8_lossy(&raw)),
+        }
+        Ok(match &self.signature.list {
+            List::Pairs { separator, key } => {
+                let mut out = String::new();
+                if let (
+                    Some(TimestampRule {
+                        source: TimestampSource::Pair(name),
+                        ..
+                    }),
+                    Some(ts),
+                ) = (&self.timestamp, timestamp)
+                {
+                    out.push_str(name);
+                    out.push('=');
+                    out.push_str(
+                        core::str::from_utf8(Decimal::new(ts).as_bytes()).unwrap_or_default(),
+                    );
+                    out.push(char::from(*separator));
+                }
+                out.push_str(key);
+                out.push('=');
+                out.push_str(&encoded);
+                out
+            }
+            List::Single | List::Separated(_) => encoded,
+        })
+    }
+
+    /// The headers a sender adds for `request` signed at `at`: the signature header, and the
+    /// timestamp header when the scheme reads one. Locations in the body are the caller's to
+    /// fill (see [`Scheme::signature_value`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Scheme::signature_value`].
+    pub fn sign(
+        &self,
+        key: &SigningKey,
+        request: &Request<'_>,
+        at: UnixTime,
+    ) -> Result<Vec<(String, String)>, VerifyError> {
+        let value = self.signature_value(key, request, at)?;
+        let mut headers = Vec::with_capacity(2);
+        if let Some(name) = header_name(&self.signature.location) {
+            headers.push((String::from(name), value));
+        }
+        if let Some(TimestampRule {
+            source: TimestampSource::Location(location),
+            unit,
+            ..
+        }) = &self.timestamp
+            && let Some(name) = header_name(location)
+        {
+            let ts = Decimal::new(in_unit(at, *unit));
+            headers.push((
+                String::from(name),
+                String::from_utf8_lossy(ts.as_bytes()).into_owned(),
+            ));
+        }
+        Ok(headers)
+    }
+
+    fn raw_signature(
+        &self,
+        key: &SigningKey,
+        request: &Request<'_>,
+        timestamp: Option<i64>,
+    ) -> Result<Vec<u8>, VerifyError> {
+        match key {
+            SigningKey::Secret(secret) if self.algorithm == Algorithm::Token => {
+                Ok(secret.expose().to_vec())
+            }
+            SigningKey::Secret(secret) => Ok(self
+                .hmac(self.algorithm, secret.expose(), request, timestamp)?
+                .as_bytes()
+                .to_vec()),
+            #[cfg(feature = "ed25519")]
+            SigningKey::Ed25519(private) => {
+                use ed25519_dalek::Signer as _;
+                let mut message = Vec::new();
+                self.feed(request, timestamp, &mut |part| {
+                    message.extend_from_slice(part)
+                })?;
+                Ok(private.sign(&message).to_bytes().to_vec())
+            }
+            #[cfg(feature = "p256")]
+            SigningKey::P256(private) => {
+                use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+                let mut hasher = sha2::Sha256::new();
+                self.feed(request, timestamp, &mut |part| hasher.update(part))?;
+                let signature: p256::ecdsa::Signature = private
+                    .sign_prehash(&hasher.finalize())
+                    .map_err(|_| VerifyError::UnsupportedKey)?;
+                Ok(if self.algorithm == Algorithm::EcdsaP256Der {
+                    signature.to_der().as_bytes().to_vec()
+                } else {
+                    signature.to_bytes().to_vec()
+                })
+            }
+        }
+    }
+}
+
+fn header_name(location: &Location) -> Option<&str> {
+    match location {
+        Location::Header(name) | Location::HeaderOr(name, _) => Some(name),
+        Location::Json(_) => None,
+    }
+}
+
+fn location_name(location: &Location) -> Name {
+    match location {
+        Location::Header(name) | Location::HeaderOr(name, _) | Location::Json(name) => name.clone(),
+    }
+}
+
+fn in_unit(at: UnixTime, unit: Unit) -> i64 {
+    match unit {
+        Unit::Seconds => at.as_secs(),
+        Unit::Millis => at.as_millis(),
+    }
+}
+
+fn to_millis(timestamp: i64, unit: Unit) -> i128 {
+    match unit {
+        Unit::Seconds => i128::from(timestamp) * 1000,
+        Unit::Millis => i128::from(timestamp),
+    }
+}
+
+/// The signature values a request offers, after the list layout and the prefix.
+struct Candidates<'a> {
+    raw: &'a [u8],
+    signature: &'a Signature,
+}
+
+impl<'a> Candidates<'a> {
+    fn new(
+        signature: &'a Signature,
+        algorithm: Algorithm,
+        raw: &'a [u8],
+    ) -> Result<Candidates<'a>, VerifyError> {
+        let candidates = Candidates { raw, signature };
+        match &signature.list {
+            List::Single => {
+                let value = raw
+                    .strip_prefix(signature.prefix.as_bytes())
+                    .ok_or(VerifyError::MalformedHeader)?;
+                // Only the shape is checked here, never the content: a sender bug answers
+                // `malformed_header`, apart from a wrong signature.
+                if signature.encoding != Encoding::Text {
+                    let mut buf = [0u8; MAX_DECODED];
+                    let n = decode(value, signature.encoding, &mut buf)
+                        .ok_or(VerifyError::MalformedHeader)?;
+                    let fits = match algorithm {
+                        Algorithm::Ed25519 | Algorithm::EcdsaP256Raw => n == 64,
+                        Algorithm::EcdsaP256Der => (8..=MAX_DECODED).contains(&n),
+                        Algorithm::Token => true,
+                        hmac => Some(n) == hmac.digest_len(),
+                    };
+                    if !fits {
+                        return Err(VerifyError::MalformedHeader);
+                    }
+                }
+            }
+            List::Separated(_) | List::Pairs { .. } => {
+                if candidates.iter().next().is_none() {
+                    return Err(VerifyError::NoSignatureForScheme);
+                }
+            }
+        }
+        Ok(candidates)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let prefix = self.signature.prefix.as_bytes();
+        let raw = self.raw;
+        let (single, separated, paired) = match &self.signature.list {
+            List::Single => (Some(raw), None, None),
+            List::Separated(sep) => (None, Some(*sep), None),
+            List::Pairs { separator, key } => (None, None, Some((*separator, key.as_bytes()))),
+        };
+        let single = single
+            .into_iter()
+            .filter_map(move |v| v.strip_prefix(prefix));
+        let separated = separated
+            .into_iter()
+            .flat_map(move |sep| raw.split(move |&b| b == sep))
+            .filter_map(move |entry| trim_spaces(entry).strip_prefix(prefix));
+        let paired = paired
+            .into_iter()
+            .flat_map(move |(sep, key)| pairs(raw, sep).filter(move |(k, _)| *k == key))
+            .filter_map(move |(_, v)| v.strip_prefix(prefix));
+        single.chain(separated).chain(paired)
+    }
+}
+
+fn trim_spaces(mut s: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' '] = s {
+        s = rest;
+    }
+    s
+}
+
+/// `key=value` elements split at the first `=`; an element without `=` is ignored.
+fn pairs(raw: &[u8], separator: u8) -> impl Iterator<Item = (&[u8], &[u8])> {
+    raw.split(move |&b| b == separator).filter_map(|element| {
+        let eq = element.iter().position(|&b| b == b'=')?;
+        Some((&element[..eq], &element[eq + 1..]))
+    })
+}
+
+/// The longest decoded signature: an ECDSA P-256 signature in DER.
+const MAX_DECODED: usize = 72;
+
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Decodes one signature into `out`; `None` when it is malformed or too long. Never allocates.
+fn decode(value: &[u8], encoding: Encoding, out: &mut [u8; MAX_DECODED]) -> Option<usize> {
+    match encoding {
+        Encoding::Hex => decode_hex(value, true, out),
+        Encoding::HexLower => decode_hex(value, false, out),
+        Encoding::Base64 => {
+            if value.len() > MAX_DECODED.div_ceil(3) * 4 {
+                return None;
+            }
+            BASE64.decode_slice(value, out).ok().filter(|&n| n > 0)
+        }
+        Encoding::Text => None,
+    }
+}
+
+fn decode_hex(value: &[u8], upper: bool, out: &mut [u8]) -> Option<usize> {
+    if value.is_empty() || !value.len().is_multiple_of(2) || value.len() / 2 > out.len() {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' if upper => Some(c - b'A' + 10),
+        _ => None,
+    };
+    for (slot, pair) in out.iter_mut().zip(value.chunks_exact(2)) {
+        *slot = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(value.len() / 2)
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+}
+
+/// Constant-time equality; a length difference (public: it follows from the algorithm) fails at
+/// once, and an empty value never matches.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    !a.is_empty() && a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// The decoded value of query parameter `name` in `url`, if present.
+fn query_param<'a>(url: &'a str, name: &str) -> Option<Cow<'a, [u8]>> {
+    let query = url.split_once('?')?.1;
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key.as_bytes()).as_ref() == name.as_bytes())
+            .then(|| percent_decode(value.as_bytes()))
+    })
+}
+
+/// `application/x-www-form-urlencoded` pairs, sorted by name then value, duplicates dropped,
+/// as Twilio's libraries render them.
+/// A decoded form parameter: name and value.
+type FormPair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+fn sorted_form(body: &[u8]) -> Vec<FormPair<'_>> {
+    let mut pairs: Vec<_> = body
+        .split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let eq = pair.iter().position(|&b| b == b'=');
+            let (key, value) = eq.map_or((pair, &b""[..]), |i| (&pair[..i], &pair[i + 1..]));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    pairs
+}
+
+/// Form decoding: `+` is a space, `%XX` a byte; a malformed escape stays as written.
+fn percent_decode(s: &[u8]) -> Cow<'_, [u8]> {
+    if !s.iter().any(|&b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let hex = |c: u8| {
+            char::from(c)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+        };
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                s.get(i + 1).copied().and_then(hex),
+                s.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push((h << 4) | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+/// The hex SHA-256 of a body, as a URL's body-hash parameter carries it (Twilio's `bodySHA256`).
+#[must_use]
+pub fn body_sha256_hex(body: &[u8]) -> String {
+    let mut out = String::with_capacity(64);
+    push_hex(&mut out, &sha2::Sha256::digest(body));
+    out
+}
+
+#[cfg(test)]
+mod tests;
