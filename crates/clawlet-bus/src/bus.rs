@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use clawlet_events::Envelope;
 
+mod console;
+
+use crate::admin::AttemptNote;
 use crate::dispatch::Handoff;
 use crate::local::LocalStore;
 use crate::mem::MemStore;
@@ -121,6 +124,17 @@ impl Bus {
     /// [`Bus::publish`] for a caller that no longer needs the envelope: it is handed to the
     /// dispatcher as it is, without a copy of its payload.
     pub async fn publish_owned(&self, envelope: Envelope) -> Result<Published, BusError> {
+        // The live tail gets the event without its payload, and only while someone listens.
+        let published = &self.inner.shared.published;
+        let head = (published.receiver_count() > 0).then(|| console::head(&envelope));
+        let result = self.publish_inner(envelope).await;
+        if let (Some(head), Ok(Published::Accepted { .. })) = (head, &result) {
+            let _ = published.send(std::sync::Arc::new(head));
+        }
+        result
+    }
+
+    async fn publish_inner(&self, envelope: Envelope) -> Result<Published, BusError> {
         // JetStream dedups before anything else, and the store keeps its own count of the
         // backlog, so that a resend to a full queue is still answered as a duplicate.
         if let Store::Nats(store) = &self.inner.store {
@@ -354,15 +368,21 @@ impl Bus {
         }
     }
 
+    /// Records an attempt's outcome (`note`, when an attempt was made, goes to the attempts
+    /// history first: the memory backend forgets an event once it is delivered).
     pub(crate) async fn finish(
         &self,
         event_id: String,
         agent: String,
         outcome: Finish,
+        note: Option<AttemptNote>,
     ) -> Result<(), BusError> {
         match &self.inner.store {
-            Store::Local(store) => store.finish(event_id, agent, outcome).await,
+            Store::Local(store) => store.finish(event_id, agent, outcome, note).await,
             Store::Memory(store) => {
+                if let Some(note) = &note {
+                    store.record_attempt(&event_id, &agent, note);
+                }
                 store.finish(&self.inner.shared, &event_id, &agent, &outcome, now_ms());
                 Ok(())
             }

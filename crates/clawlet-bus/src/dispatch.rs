@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::admin::AttemptNote;
 use crate::agent::{self, Agent};
 use crate::bus::Store;
 use crate::spec::Routes;
@@ -303,10 +304,32 @@ impl Attempted {
     pub(crate) fn report(&self, state: &State, agent: &str) {
         if let Some((outcome, latency)) = self.report {
             state.observer.attempt(agent, outcome, latency);
+            state.bus.note_activity(agent, outcome, self.error());
         }
         if matches!(self.decision, Decision::Dead { .. }) {
             state.observer.dead_lettered(agent);
         }
+    }
+}
+
+impl Attempted {
+    /// The attempt's error, when it failed.
+    fn error(&self) -> Option<&str> {
+        match &self.decision {
+            Decision::Delivered => None,
+            Decision::Retry { error, .. } | Decision::Dead { error } => Some(error),
+        }
+    }
+
+    /// The attempt for the history; `None` when none was made (an unreadable envelope).
+    fn note(&self) -> Option<AttemptNote> {
+        let (outcome, latency) = self.report?;
+        Some(AttemptNote {
+            at: now_ms(),
+            outcome: outcome.as_str(),
+            latency,
+            error: self.error().map(str::to_owned),
+        })
     }
 }
 
@@ -486,17 +509,28 @@ async fn deliver_local(state: Arc<State>, work: Work) {
         },
     };
     let agent = work.agent.clone();
-    finish(&state, work.event_id, work.agent, outcome).await;
+    let note = attempted.note();
+    finish_noted(&state, work.event_id, work.agent, outcome, note).await;
     attempted.report(&state, &agent);
 }
 
 async fn finish(state: &State, event_id: String, agent: String, outcome: Finish) {
+    finish_noted(state, event_id, agent, outcome, None).await;
+}
+
+async fn finish_noted(
+    state: &State,
+    event_id: String,
+    agent: String,
+    outcome: Finish,
+    note: Option<AttemptNote>,
+) {
     // A retry or a release leaves a pending row whose due time the claim loop must learn; a
     // delivered or dead one matters only when due deliveries wait for this agent's slot.
     let pending_again = matches!(outcome, Finish::Retry { .. } | Finish::Release);
     if let Err(e) = state
         .bus
-        .finish(event_id.clone(), agent.clone(), outcome)
+        .finish(event_id.clone(), agent.clone(), outcome, note)
         .await
     {
         // The row stays in flight; it is retried when the daemon restarts.

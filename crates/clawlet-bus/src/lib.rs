@@ -18,6 +18,7 @@
 //! # });
 //! ```
 
+mod admin;
 mod agent;
 mod bus;
 mod dedup;
@@ -34,6 +35,9 @@ mod sql;
 mod store;
 mod types;
 
+pub use admin::{
+    AgentActivity, AgentBacklog, AttemptRecord, EventCursor, EventQuery, EventSummary, EventsPage,
+};
 pub use bus::Bus;
 pub use dispatch::{Dispatcher, DispatcherOptions};
 pub use error::BusError;

@@ -11,6 +11,7 @@ use clawlet_events::Envelope;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use crate::admin::AttemptNote;
 use crate::dedup::{Dedup, dedup_key};
 use crate::sql;
 use crate::store::{Claimed, Finish, Shared, dur_ms, now_ms};
@@ -39,6 +40,9 @@ const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 pub(crate) struct LocalStore {
     jobs: mpsc::Sender<Job>,
+    /// The console's reads, on a connection of their own: WAL lets them run beside the writer,
+    /// and they never queue behind (or hold up) a batch of publishes.
+    reader: Arc<std::sync::Mutex<Connection>>,
 }
 
 /// What a job gets on the writer thread: the open transaction, and the dedup index of the
@@ -149,6 +153,9 @@ impl LocalStore {
                     BusError::Storage(format!("cannot start the journal checkpointer: {e}"))
                 })?;
         }
+        let reader = Connection::open(path).map_err(sql::open_failed(path))?;
+        reader.busy_timeout(Duration::from_secs(5))?;
+        let reader = Arc::new(std::sync::Mutex::new(reader));
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("clawlet-bus-writer".to_owned())
@@ -158,7 +165,7 @@ impl LocalStore {
                 writer(conn, dedup, &rx, &shared);
             })
             .map_err(|e| BusError::Storage(format!("cannot start the journal writer: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, reader })
     }
 
     /// Runs `f` in the writer's next transaction and returns its result once committed.
@@ -263,11 +270,13 @@ impl LocalStore {
             .await
     }
 
+    /// Records an attempt's outcome, and the attempt in the history when there was one.
     pub(crate) async fn finish(
         &self,
         event_id: String,
         agent: String,
         outcome: Finish,
+        note: Option<AttemptNote>,
     ) -> Result<(), BusError> {
         self.call(move |conn, shared| {
             sql::finish(
@@ -277,8 +286,52 @@ impl LocalStore {
                 &outcome,
                 Some(&shared.pending),
                 now_ms(),
-            )
+            )?;
+            if let Some(note) = &note {
+                sql::record_attempt(conn, &event_id, &agent, note)?;
+            }
+            Ok(())
         })
+        .await
+    }
+
+    /// Runs `f` in one read transaction on the reader connection, off the async threads.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, BusError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, BusError> + Send + 'static,
+    {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Deferred)?;
+            let result = f(&tx)?;
+            tx.commit()?;
+            Ok(result)
+        })
+        .await
+        .map_err(|e| BusError::Storage(format!("journal read task failed: {e}")))?
+    }
+
+    /// The ids of the events stored under `delivery_id` by any of `handlers` within the dedup
+    /// window, from the writer's index (no scan of the journal).
+    pub(crate) async fn lookup_delivery(
+        &self,
+        handlers: Vec<String>,
+        delivery_id: String,
+    ) -> Result<Vec<String>, BusError> {
+        self.call_then(
+            move |tx| {
+                Ok(handlers
+                    .iter()
+                    .filter_map(|h| tx.dedup.get(&dedup_key(h, &delivery_id)))
+                    .map(|id| id.to_string())
+                    .collect())
+            },
+            |found, _| found,
+        )
         .await
     }
 }

@@ -41,6 +41,8 @@ struct Event {
     fresh: Arc<Fresh>,
     routed: bool,
     deliveries: Vec<Delivery>,
+    /// The latest attempts, oldest first, at most `console::MEM_ATTEMPTS`.
+    attempts: std::collections::VecDeque<crate::admin::AttemptRecord>,
 }
 
 impl Event {
@@ -170,6 +172,7 @@ impl MemStore {
             fresh: Arc::clone(fresh),
             routed: agents.is_some(),
             deliveries,
+            attempts: std::collections::VecDeque::new(),
         };
         // An event no route wants, or whose every delivery was made already, is delivered at
         // once, and forgotten like any delivered one.
@@ -464,5 +467,6 @@ impl State {
     }
 }
 
+mod console;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 //! purge and prune), and `codec` (how an envelope's bytes are stored). The delivery-state
 //! bookkeeping they all share lives here.
 
+mod admin;
 mod claim;
 mod codec;
 mod publish;
@@ -17,6 +18,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::BusError;
 
+#[cfg(test)]
+pub(crate) use admin::page_sql;
+pub(crate) use admin::{
+    attempts, backlog, count, page, purge_dead, record_attempt, replay_dead, replay_to,
+};
 pub(crate) use claim::{claim, finish, reset_inflight};
 #[cfg(test)]
 pub(crate) use publish::insert_event;

@@ -18,6 +18,7 @@ use arc_swap::ArcSwapOption;
 use clawlet_events::Envelope;
 use tokio::sync::Notify;
 
+use crate::admin::AgentActivity;
 use crate::spec::Routes;
 use crate::{BusError, Published};
 
@@ -42,6 +43,11 @@ pub(crate) struct Shared {
     pub(crate) max_pending: u64,
     pub(crate) dedup_window: Duration,
     pub(crate) retention: Duration,
+    /// What the dispatcher saw of each agent since start (the console's overview).
+    pub(crate) activity: std::sync::Mutex<std::collections::HashMap<String, AgentActivity>>,
+    /// Every event stored, without its payload, for the console's live tail. Sent only while
+    /// someone listens, so publish pays nothing otherwise.
+    pub(crate) published: tokio::sync::broadcast::Sender<Arc<Envelope>>,
 }
 
 impl Shared {
@@ -56,9 +62,14 @@ impl Shared {
             max_pending,
             dedup_window,
             retention,
+            activity: std::sync::Mutex::default(),
+            published: tokio::sync::broadcast::channel(PUBLISHED_BACKLOG).0,
         }
     }
 }
+
+/// Events a slow live-tail reader may fall behind by before it is told it lagged.
+const PUBLISHED_BACKLOG: usize = 1024;
 
 pub(crate) fn now_ms() -> i64 {
     to_ms(time::OffsetDateTime::now_utc())

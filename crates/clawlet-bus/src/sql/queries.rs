@@ -78,6 +78,12 @@ fn delete_events(
     )?;
     conn.execute(
         &format!(
+            "DELETE FROM attempts WHERE event_id IN (SELECT id FROM events WHERE {where_clause})"
+        ),
+        [cutoff],
+    )?;
+    conn.execute(
+        &format!(
             "DELETE FROM envelopes WHERE seq IN (SELECT seq FROM events WHERE {where_clause})"
         ),
         [cutoff],
@@ -128,7 +134,7 @@ pub(crate) fn prune(
     Ok(n)
 }
 
-fn parse_status(s: &str) -> DeliveryStatus {
+pub(super) fn parse_status(s: &str) -> DeliveryStatus {
     match s {
         "delivered" => DeliveryStatus::Delivered,
         "dead" => DeliveryStatus::Dead,

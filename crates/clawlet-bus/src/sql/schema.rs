@@ -6,10 +6,10 @@ use rusqlite::Connection;
 
 use crate::BusError;
 
-/// The schema this build reads and writes, kept in `PRAGMA user_version`. A journal of version 2
-/// or 3 is migrated when it is opened (see [`migrate`]); any other version is refused rather than
-/// misread.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+/// The schema this build reads and writes, kept in `PRAGMA user_version`. A journal of version 2,
+/// 3 or 4 is migrated when it is opened (see [`migrate`]); any other version is refused rather
+/// than misread.
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// Every index below is there for a statement in this file; the partial ones hold only rows that
 /// are still moving (pending or in-flight deliveries, pending events), so they stay small and a
@@ -64,6 +64,26 @@ CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pend
 CREATE INDEX deliveries_agent_due ON deliveries (agent, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX deliveries_inflight ON deliveries (agent) WHERE status = 'inflight';
 CREATE INDEX deliveries_dead ON deliveries (event_id) WHERE status = 'dead';
+";
+
+/// What version 5 added for the operator console: the attempts history, and the indexes its
+/// filtered listings need to stay fast on a large journal. `events_handler` and `events_type`
+/// grow at their ends (a handler's or a type's events arrive in time order), so unlike an index
+/// on random delivery ids they dirty few pages per commit; `events_dead` holds only dead events.
+/// An attempt row is written only by the dispatcher recording an outcome, never on publish.
+const CONSOLE_SCHEMA: &str = "
+CREATE INDEX IF NOT EXISTS events_handler ON events (handler, received_at);
+CREATE INDEX IF NOT EXISTS events_type ON events (type, received_at);
+CREATE INDEX IF NOT EXISTS events_dead ON events (received_at) WHERE state = 'dead';
+CREATE TABLE IF NOT EXISTS attempts (
+    event_id   TEXT NOT NULL,
+    agent      TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    outcome    TEXT NOT NULL,
+    latency_us INTEGER NOT NULL,
+    error      TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_event ON attempts (event_id);
 ";
 
 /// Sets the pragmas and creates the schema on a fresh database; refuses one written with another
@@ -137,7 +157,7 @@ fn check_schema(conn: &Connection) -> Result<bool, BusError> {
     if found == SCHEMA_VERSION {
         return Ok(false);
     }
-    if found == 2 || found == 3 {
+    if (2..=4).contains(&found) {
         migrate(conn)?;
         return Ok(false);
     }
@@ -160,7 +180,8 @@ fn check_schema(conn: &Connection) -> Result<bool, BusError> {
 /// back as [`Codec::Raw`], so going to version 3 only adds the `codec` column. Version 3 wrote
 /// every delivery id to `dedup`; those rows are still valid entries (loaded beside the `events`
 /// rows), so going to version 4 changes no data. The number moves all the same: a build that reads
-/// version 3 looks delivery ids up in `dedup` alone and would miss those stored since.
+/// version 3 looks delivery ids up in `dedup` alone and would miss those stored since. Version 5
+/// adds the attempts history and the console's indexes ([`CONSOLE_SCHEMA`]).
 fn migrate(conn: &Connection) -> Result<(), BusError> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     // Checked again under the write lock: another process may have migrated it meanwhile.
@@ -168,7 +189,8 @@ fn migrate(conn: &Connection) -> Result<(), BusError> {
     if found == 2 {
         tx.execute_batch("ALTER TABLE envelopes ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;")?;
     }
-    if found == 2 || found == 3 {
+    if (2..=4).contains(&found) {
+        tx.execute_batch(CONSOLE_SCHEMA)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tracing::info!(
             from = found,
@@ -185,6 +207,7 @@ fn create_schema(conn: &Connection) -> Result<(), BusError> {
     // Checked again under the write lock: another process may have created it meanwhile.
     if check_schema(&tx)? {
         tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(CONSOLE_SCHEMA)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
     tx.commit()?;

@@ -759,7 +759,7 @@ fn a_journal_of_another_schema_version_is_refused() {
     let message = err
         .to_string()
         .replace(&path.display().to_string(), "[path]");
-    insta::assert_snapshot!(message, @"journal storage error: journal [path]: written with schema version 1, but this build reads version 4; move the file (and its -wal and -shm files) aside to start a new journal");
+    insta::assert_snapshot!(message, @"journal storage error: journal [path]: written with schema version 1, but this build reads version 5; move the file (and its -wal and -shm files) aside to start a new journal");
     let tables: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
@@ -970,4 +970,218 @@ fn an_event_refused_for_its_id_leaves_the_stored_one_alone() {
     let shown = show(&conn, "e1").unwrap().expect("e1 is still stored");
     assert_eq!(shown.envelope.delivery_id, "d1");
     assert_eq!(shown.deliveries.len(), 1);
+}
+
+/// Every listing the console makes, for each combination of filters (the delivery id aside,
+/// which the dedup index answers), is served by an index: no plan scans `events` whole, and
+/// none sorts all of it.
+#[test]
+fn console_listings_use_indexes() {
+    use crate::admin::{EventCursor, EventQuery};
+    let conn = db();
+    for i in 0..50 {
+        insert(
+            &conn,
+            &AtomicU64::new(0),
+            &event(&format!("e{i}"), "github", &format!("d{i}"), i),
+            None,
+            i,
+        );
+    }
+    // No ANALYZE: the daemon never runs it, so the planner goes by the schema alone.
+    let cursor = EventCursor {
+        received_at_ms: 25,
+        id: "e25".to_owned(),
+    };
+    let statuses = [
+        None,
+        Some(DeliveryStatus::Pending),
+        Some(DeliveryStatus::Delivered),
+        Some(DeliveryStatus::Dead),
+    ];
+    for handler in [None, Some("github".to_owned())] {
+        for event_type in [None, Some("push".to_owned())] {
+            for status in statuses {
+                for agent in [None, Some("log".to_owned())] {
+                    for range in [false, true] {
+                        for after in [None, Some(&cursor)] {
+                            let q = EventQuery {
+                                handler: handler.clone(),
+                                event_type: event_type.clone(),
+                                status,
+                                agent: agent.clone(),
+                                from_ms: range.then_some(10),
+                                to_ms: range.then_some(40),
+                                ..EventQuery::default()
+                            };
+                            let (sql, values) = page_sql(&q, None, after, 50);
+                            let plan: Vec<String> = conn
+                                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                                .unwrap()
+                                .query_map(rusqlite::params_from_iter(values), |r| {
+                                    r.get::<_, String>(3)
+                                })
+                                .unwrap()
+                                .collect::<Result<_, _>>()
+                                .unwrap();
+                            let scans_all = plan.iter().any(|p| {
+                                p == "SCAN e" || p.starts_with("SCAN e ") && !p.contains("INDEX")
+                            });
+                            assert!(!scans_all, "{q:?}: {plan:?}");
+                            assert!(
+                                !plan.iter().any(|p| p == "USE TEMP B-TREE FOR ORDER BY"),
+                                "{q:?} sorts every match: {plan:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A version 4 journal gets the attempts table and the console's indexes when opened; its
+/// events stay listed.
+#[test]
+fn a_version_4_journal_is_migrated_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.sqlite");
+    {
+        let conn = Db::open(Connection::open(&path).unwrap());
+        insert(
+            &conn,
+            &AtomicU64::new(0),
+            &event("e1", "github", "d1", 5),
+            None,
+            5,
+        );
+        conn.execute_batch(
+            "DROP TABLE attempts; DROP INDEX events_handler; DROP INDEX events_type;
+             DROP INDEX events_dead; PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    }
+    let conn = Db::open(Connection::open(&path).unwrap());
+    assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE name IN ('attempts', 'attempts_event', 'events_handler', 'events_type', 'events_dead') ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        names,
+        [
+            "attempts",
+            "attempts_event",
+            "events_dead",
+            "events_handler",
+            "events_type"
+        ]
+    );
+    let page = super::page(&conn, &crate::admin::EventQuery::default(), None, None, 10).unwrap();
+    assert_eq!(page.events.len(), 1);
+}
+
+/// Attempts are kept in order and go with their event when it is purged; a replay to one agent
+/// leaves the others' deliveries alone.
+#[test]
+fn attempts_replays_and_purges_of_the_console() {
+    use crate::admin::{AttemptNote, EventQuery};
+    let conn = db();
+    let pending = AtomicU64::new(0);
+    let route = |agent: &str| crate::RouteSpec {
+        handlers: vec!["github".to_owned()],
+        events: vec![],
+        agent: agent.to_owned(),
+    };
+    let routes = Routes::new(
+        vec![route("a"), route("b")],
+        &[
+            crate::AgentSpec::new("a", crate::AgentKind::Log),
+            crate::AgentSpec::new("b", crate::AgentKind::Log),
+        ],
+    )
+    .unwrap();
+    insert(
+        &conn,
+        &pending,
+        &event("e1", "github", "d1", 5),
+        Some(&routes),
+        5,
+    );
+    for (agent, at, outcome) in [
+        ("a", 7, "failed"),
+        ("b", 8, "failed"),
+        ("a", 9, "delivered"),
+    ] {
+        let note = AttemptNote {
+            at,
+            outcome,
+            latency: Duration::from_millis(3),
+            error: (outcome == "failed").then(|| "boom".to_owned()),
+        };
+        record_attempt(&conn, "e1", agent, &note).unwrap();
+    }
+    let got: Vec<(String, String)> = attempts(&conn, "e1")
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.agent, a.outcome))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a".into(), "failed".into()),
+            ("b".into(), "failed".into()),
+            ("a".into(), "delivered".into())
+        ]
+    );
+    conn.execute_batch("UPDATE deliveries SET status = 'dead', attempts = 3, last_error = 'x'")
+        .unwrap();
+    refresh_state(&conn, "e1", Some(&pending)).unwrap();
+    assert_eq!(state(&conn, "e1"), "dead");
+    assert_eq!(
+        replay_to(&conn, "e1", Some("b"), Some(&pending), 10).unwrap(),
+        1
+    );
+    let statuses: Vec<(String, String)> = conn
+        .prepare("SELECT agent, status FROM deliveries ORDER BY agent")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        statuses,
+        [("a".into(), "dead".into()), ("b".into(), "pending".into())]
+    );
+    assert_eq!(state(&conn, "e1"), "pending");
+    let dead = EventQuery {
+        status: Some(DeliveryStatus::Dead),
+        ..EventQuery::default()
+    };
+    assert_eq!(
+        count(&conn, &dead, None).unwrap(),
+        0,
+        "pending while one delivery moves"
+    );
+    conn.execute_batch("UPDATE deliveries SET status = 'dead'")
+        .unwrap();
+    refresh_state(&conn, "e1", Some(&pending)).unwrap();
+    assert_eq!(
+        backlog(&conn).unwrap().iter().map(|b| b.dead).sum::<u64>(),
+        2
+    );
+    assert_eq!(purge_dead(&conn, &dead, None).unwrap(), 1);
+    assert!(attempts(&conn, "e1").unwrap().is_empty());
+    assert!(show(&conn, "e1").unwrap().is_none());
+    let kept: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM dedup WHERE delivery_id = 'd1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1, "a purged event's delivery id stays for dedup");
 }

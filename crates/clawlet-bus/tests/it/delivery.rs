@@ -107,14 +107,12 @@ async fn http_agent_receives_signed_event_after_two_failures() {
     assert_eq!(h("traceparent").as_deref(), Some(tp));
     let key = clawlet_verify::standard::Key::from_secret(SECRET).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    clawlet_verify::standard::verify(
+    clawlet_verify::standard::verify_headers(
         &[key],
-        headers.get("webhook-id").map(|v| v.as_bytes()),
-        headers.get("webhook-timestamp").map(|v| v.as_bytes()),
-        headers.get("webhook-signature").map(|v| v.as_bytes()),
+        &headers,
         &body,
-        now,
-        300,
+        clawlet_verify::UnixTime::from_secs(now),
+        Some(clawlet_verify::standard::DEFAULT_TOLERANCE),
     )
     .unwrap();
     let forwarded: serde_json::Value = serde_json::from_slice(&body).unwrap();
