@@ -80,12 +80,14 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
     let get = |name: &str| headers.get(name).map(|v| v.as_bytes());
     let verified = standard::verify(
         &[key],
-        get("webhook-id"),
-        get("webhook-timestamp"),
-        get("webhook-signature"),
-        &body,
-        now,
-        300,
+        standard::Delivery {
+            id: get("webhook-id"),
+            timestamp: get("webhook-timestamp"),
+            signature: get("webhook-signature"),
+            body: &body,
+        },
+        clawlet_verify::UnixTime::from_secs(now),
+        Some(Duration::from_secs(300)),
     );
     if verified.is_err() {
         *inner.bad_signatures.lock().unwrap() += 1;

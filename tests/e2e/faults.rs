@@ -587,7 +587,8 @@ async fn no_secret_signature_or_payload_reaches_logs_metrics_or_error_bodies() {
     for (key, expected) in [(&key, 200), (&other, 401)] {
         let timestamp = now();
         let signature =
-            clawlet_verify::standard::sign(key, "msg_leak_1", timestamp, standard.as_bytes());
+            clawlet_verify::standard::sign(key, "msg_leak_1", timestamp, standard.as_bytes())
+                .unwrap();
         let answer = post(
             &daemon.url("/webhook/svix"),
             &[

@@ -10,6 +10,8 @@
 )]
 
 mod agent;
+mod console;
+mod console_api;
 mod crash;
 mod faults;
 mod firstrun;
@@ -20,6 +22,7 @@ mod nats_cli;
 mod nats_cluster;
 mod operate;
 mod providers;
+mod providers_presets;
 mod quickstart;
 mod reload;
 mod settings;

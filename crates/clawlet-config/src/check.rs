@@ -58,8 +58,92 @@ pub(crate) fn unusable_path_char(path: &str) -> Option<char> {
         .find(|&c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/".contains(c)))
 }
 
+/// Why `template` is not a signed-payload template a custom signature can use, or `Ok`.
+/// Placeholders are `{body}`, `{timestamp}` (needs a timestamp header), `{id}` (needs an id
+/// header), `{url}`, `{method}` and `{header:Name}`; a literal brace cannot be written.
+pub(crate) fn template(template: &str, has_timestamp: bool, has_id: bool) -> Result<(), String> {
+    let mut rest = template;
+    let mut body = false;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest[open..].starts_with('}') {
+            return Err("has a } that closes nothing".to_owned());
+        }
+        let Some(len) = rest[open + 1..].find('}') else {
+            return Err("has a { that is never closed".to_owned());
+        };
+        let name = &rest[open + 1..open + 1 + len];
+        match name {
+            "body" => body = true,
+            "url" | "method" => {}
+            "timestamp" if has_timestamp => {}
+            "timestamp" => {
+                return Err("uses {timestamp} but no timestamp_header says where it is".to_owned());
+            }
+            "id" if has_id => {}
+            "id" => return Err("uses {id} but no id_header says where it is".to_owned()),
+            _ if name.strip_prefix("header:").is_some_and(is_header_name) => {}
+            _ => {
+                return Err(format!(
+                    "has the unknown placeholder {{{name}}}; use {{body}}, {{timestamp}}, {{id}}, {{url}}, {{method}} or {{header:Name}}"
+                ));
+            }
+        }
+        rest = &rest[open + len + 2..];
+    }
+    if body {
+        Ok(())
+    } else {
+        Err("does not sign {body}, so any body would pass; include {body}".to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn templates() {
+        let cases: &[(&str, bool, bool, Result<(), &str>)] = &[
+            ("{body}", false, false, Ok(())),
+            ("v0:{timestamp}:{body}", true, false, Ok(())),
+            ("{id}.{timestamp}.{body}", true, true, Ok(())),
+            ("{method}{url}{body}{header:X-Nonce}", false, false, Ok(())),
+            (
+                "{timestamp}.{body}",
+                false,
+                false,
+                Err("uses {timestamp} but no timestamp_header says where it is"),
+            ),
+            (
+                "{id}{body}",
+                false,
+                false,
+                Err("uses {id} but no id_header says where it is"),
+            ),
+            (
+                "{bdy}",
+                false,
+                false,
+                Err(
+                    "has the unknown placeholder {bdy}; use {body}, {timestamp}, {id}, {url}, {method} or {header:Name}",
+                ),
+            ),
+            ("{body", false, false, Err("has a { that is never closed")),
+            ("body}", false, false, Err("has a } that closes nothing")),
+            (
+                "{url}",
+                false,
+                false,
+                Err("does not sign {body}, so any body would pass; include {body}"),
+            ),
+        ];
+        for (template, ts, id, expected) in cases {
+            assert_eq!(
+                super::template(template, *ts, *id),
+                expected.map_err(str::to_owned),
+                "{template}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

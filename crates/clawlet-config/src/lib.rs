@@ -42,9 +42,10 @@ pub use error::{ConfigError, ConfigErrors};
 pub use redact::redact_url;
 pub use secret::Secret;
 pub use types::{
-    Agent, AgentKind, AgentStart, Algorithm, Config, Encoding, Handler, HandlerKind, Limits,
-    LogFormat, LogLevel, Logging, NatsQueue, Otlp, Queue, QueueBackend, RateLimit, ResponseType,
-    Route, Ssl, Telemetry, Webhooks,
+    Admin, Agent, AgentKind, AgentStart, Algorithm, Config, Credential, Encoding, Handler,
+    HandlerKind, Limits, LogFormat, LogLevel, Logging, NatsQueue, Needs, Otlp, Queue, QueueBackend,
+    RateLimit, ResponseType, Route, Signature, SignatureAlgorithm, Ssl, Telemetry, TimestampUnit,
+    Webhooks,
 };
 
 /// What the command line says about configuration, plus the environment to resolve it against.

@@ -30,6 +30,29 @@ pub(crate) struct RawWebhooks {
     pub(crate) agents: BTreeMap<String, RawAgent>,
     pub(crate) routes: Vec<RawRoute>,
     pub(crate) telemetry: RawTelemetry,
+    pub(crate) admin: RawAdmin,
+}
+
+/// `webhooks.admin`: the operator console's listener. `token` stays `None` when the key is
+/// absent, so that resolution can tell "not written" (read `CLAWLET_ADMIN_TOKEN`) from `none`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawAdmin {
+    pub(crate) enabled: bool,
+    pub(crate) host: String,
+    pub(crate) port: i64,
+    pub(crate) token: Option<String>,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: "127.0.0.1".to_owned(),
+            port: 8081,
+            token: None,
+        }
+    }
 }
 
 impl Default for RawWebhooks {
@@ -51,6 +74,7 @@ impl Default for RawWebhooks {
             agents: BTreeMap::new(),
             routes: Vec::new(),
             telemetry: RawTelemetry::default(),
+            admin: RawAdmin::default(),
         }
     }
 }
@@ -189,7 +213,7 @@ pub(crate) struct RawHandler {
     pub(crate) verify: bool,
     pub(crate) events: Vec<String>,
     pub(crate) response_type: String,
-    pub(crate) tolerance_seconds: u64,
+    pub(crate) tolerance_seconds: Option<u64>,
     pub(crate) allow_legacy_sha1: bool,
     pub(crate) signature_header: String,
     pub(crate) algorithm: String,
@@ -198,8 +222,27 @@ pub(crate) struct RawHandler {
     pub(crate) event_type_field: String,
     pub(crate) delivery_id_header: Option<String>,
     pub(crate) delivery_id_field: Option<String>,
+    pub(crate) signature: Option<RawSignature>,
+    pub(crate) public_key: Option<String>,
+    pub(crate) public_url: Option<String>,
+    pub(crate) verify_token: Option<String>,
+    pub(crate) client_state: Option<String>,
     pub(crate) allowed_ips: Option<Vec<String>>,
     pub(crate) rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawSignature {
+    pub(crate) header: Option<String>,
+    pub(crate) prefix: Option<String>,
+    pub(crate) encoding: Option<String>,
+    pub(crate) algorithm: Option<String>,
+    pub(crate) signed_payload: Option<String>,
+    pub(crate) timestamp_header: Option<String>,
+    pub(crate) timestamp_unit: Option<String>,
+    pub(crate) id_header: Option<String>,
+    pub(crate) separator: Option<String>,
 }
 
 impl Default for RawHandler {
@@ -213,7 +256,7 @@ impl Default for RawHandler {
             verify: true,
             events: Vec::new(),
             response_type: "json".to_owned(),
-            tolerance_seconds: 300,
+            tolerance_seconds: None,
             allow_legacy_sha1: false,
             signature_header: "X-Signature".to_owned(),
             algorithm: "sha256".to_owned(),
@@ -222,6 +265,11 @@ impl Default for RawHandler {
             event_type_field: "/event_type".to_owned(),
             delivery_id_header: None,
             delivery_id_field: None,
+            signature: None,
+            public_key: None,
+            public_url: None,
+            verify_token: None,
+            client_state: None,
             allowed_ips: None,
             rate_limit: None,
         }

@@ -11,12 +11,13 @@ use ipnet::IpNet;
 use crate::check;
 use crate::env::Env;
 use crate::error::ConfigError;
-use crate::raw::{RawAgent, RawConfig, RawHandler, RawRateLimit, RawRoute};
+use crate::raw::{RawAgent, RawConfig, RawHandler, RawRateLimit, RawRoute, RawSignature};
 use crate::secret::Secret;
 use crate::types::{
-    Agent, AgentKind, AgentStart, Algorithm, Config, Encoding, Handler, HandlerKind, Limits,
-    LogFormat, LogLevel, Logging, NatsQueue, Otlp, Queue, QueueBackend, RateLimit, ResponseType,
-    Route, Ssl, Telemetry, Webhooks,
+    Admin, Agent, AgentKind, AgentStart, Algorithm, Config, Credential, Encoding, Handler,
+    HandlerKind, Limits, LogFormat, LogLevel, Logging, NatsQueue, Otlp, Queue, QueueBackend,
+    RateLimit, ResponseType, Route, Signature, SignatureAlgorithm, Ssl, Telemetry, TimestampUnit,
+    Webhooks,
 };
 
 /// Paths the server itself answers.
@@ -377,6 +378,8 @@ pub(crate) fn resolve(
         );
     }
 
+    let admin = resolve_admin(&mut cx, &w.admin, &w.host, port);
+
     if !cx.errors.is_empty() {
         return Err(cx.errors);
     }
@@ -396,8 +399,97 @@ pub(crate) fn resolve(
         agents,
         routes,
         telemetry: Telemetry { otlp },
+        admin,
     };
     Ok((Config { webhooks }, cx.warnings))
+}
+
+/// The environment variable an admin token is read from when the file gives none.
+const ADMIN_TOKEN_VAR: &str = "CLAWLET_ADMIN_TOKEN";
+/// The shortest admin token accepted: it is the console's only password.
+const ADMIN_TOKEN_MIN: usize = 16;
+
+/// `webhooks.admin`: a port of its own, and a token unless `none` is written on loopback.
+fn resolve_admin(
+    cx: &mut Ctx<'_>,
+    raw: &crate::raw::RawAdmin,
+    web_host: &str,
+    web_port: u16,
+) -> Admin {
+    let port = u16::try_from(raw.port).unwrap_or_else(|_| {
+        cx.invalid(
+            "webhooks.admin.port",
+            format!(
+                "{} is not a port to listen on; use a number from 1 to 65535 (or 0 for any free port)",
+                raw.port
+            ),
+        );
+        0
+    });
+    let host = raw.host.trim().to_owned();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let written = raw.token.as_deref().map(str::trim);
+    let token = match written {
+        Some(t) if t.eq_ignore_ascii_case("none") => None,
+        Some(t) => Some(t.to_owned()),
+        None => cx.env.get(ADMIN_TOKEN_VAR).map(|t| t.trim().to_owned()),
+    };
+    if !raw.enabled {
+        return Admin {
+            enabled: false,
+            host,
+            port,
+            token: token.filter(|t| !t.is_empty()).map(Secret::new),
+        };
+    }
+    if host.is_empty() {
+        cx.invalid(
+            "webhooks.admin.host",
+            "is empty; use 127.0.0.1 and reach the console through an SSH tunnel",
+        );
+    }
+    let overlaps = |a: &str, b: &str| {
+        a == b || ["0.0.0.0", "::", "[::]"].contains(&a) || ["0.0.0.0", "::", "[::]"].contains(&b)
+    };
+    if port != 0 && port == web_port && overlaps(&host, web_host.trim()) {
+        cx.invalid(
+            "webhooks.admin.port",
+            format!(
+                "{port} is also the webhook listener's port; the console needs a port of its own (the default is 8081)"
+            ),
+        );
+    }
+    match (&written, &token) {
+        (Some(t), None) if t.eq_ignore_ascii_case("none") && !loopback => cx.invalid(
+            "webhooks.admin.token",
+            format!(
+                "is none, but the console listens on {host}, which is not a loopback address; set a token, or bind webhooks.admin.host to 127.0.0.1"
+            ),
+        ),
+        (_, None) if written.is_none() => cx.invalid(
+            "webhooks.admin.token",
+            format!(
+                "is not set and {ADMIN_TOKEN_VAR} is not in the environment; set one (for example `openssl rand -hex 32`), or write `token: none` to run without one on 127.0.0.1"
+            ),
+        ),
+        (_, Some(t)) if t.chars().count() < ADMIN_TOKEN_MIN => cx.invalid(
+            "webhooks.admin.token",
+            format!(
+                "is shorter than {ADMIN_TOKEN_MIN} characters; use a long random one, for example `openssl rand -hex 32`"
+            ),
+        ),
+        _ => {}
+    }
+    Admin {
+        enabled: true,
+        host,
+        port,
+        token: token.map(Secret::new),
+    }
 }
 
 /// `webhooks.rate_limit.ipv6_prefix`: 64 unless set, and a prefix length when set.
@@ -492,17 +584,20 @@ fn resolve_ssl(cx: &mut Ctx<'_>, raw: &crate::raw::RawSsl) -> Ssl {
 fn resolve_handler(cx: &mut Ctx<'_>, name: &str, raw: &RawHandler) -> Handler {
     let at = |field: &str| format!("webhooks.handlers.{name}.{field}");
     let kind = match (raw.kind.as_deref(), name) {
-        (Some("github"), _) | (None, "github") => HandlerKind::Github,
-        (Some("stripe"), _) | (None, "stripe") => HandlerKind::Stripe,
-        (Some("custom"), _) | (None, _) => HandlerKind::Custom,
-        (Some("standard"), _) => HandlerKind::Standard,
-        (Some(other), _) => {
+        (None, "github") => HandlerKind::Github,
+        (None, "stripe") => HandlerKind::Stripe,
+        (None, _) => HandlerKind::Custom,
+        (Some(text), _) => HandlerKind::from_name(text).unwrap_or_else(|| {
+            let known: Vec<&str> = HandlerKind::ALL.iter().map(|k| k.name()).collect();
             cx.invalid(
                 &at("kind"),
-                format!("`{other}` is not a handler kind; use github, stripe, custom or standard"),
+                format!(
+                    "`{text}` is not a handler kind; use one of {}",
+                    known.join(", ")
+                ),
             );
             HandlerKind::Custom
-        }
+        }),
     };
 
     let path = match &raw.path {
@@ -573,8 +668,55 @@ fn resolve_handler(cx: &mut Ctx<'_>, name: &str, raw: &RawHandler) -> Handler {
         );
     }
 
-    let verify = raw.verify && !secrets.is_empty();
-    if raw.enabled {
+    let signature = raw
+        .signature
+        .as_ref()
+        .map(|sig| resolve_signature(cx, name, kind, raw, sig));
+    let keys = resolve_keys(cx, name, kind, raw, signature.as_ref());
+    let secretless = match kind.needs().credential {
+        Credential::PublicKey => Some(("public_key", keys.public_key.is_some())),
+        Credential::ClientState => Some(("client_state", keys.client_state.is_some())),
+        Credential::SecretOrPublicKey if keys.public_key.is_some() => Some(("public_key", true)),
+        _ => signature
+            .as_ref()
+            .filter(|sig| sig.algorithm.is_public_key())
+            .map(|_| ("public_key", keys.public_key.is_some())),
+    };
+    if let Some((key, _)) = secretless
+        && (raw.secret.is_some() || raw.secrets.is_some())
+        && kind.needs().credential != Credential::SecretOrPublicKey
+    {
+        cx.invalid(
+            &at(if raw.secret.is_some() {
+                "secret"
+            } else {
+                "secrets"
+            }),
+            format!(
+                "a {} handler verifies with {key}, not a shared secret; remove it",
+                describe_kind(kind, signature.as_ref())
+            ),
+        );
+    }
+    let verify = raw.verify && secretless.map_or(!secrets.is_empty(), |(_, set)| set);
+    if raw.enabled
+        && let Some((key, false)) = secretless
+        && raw.verify
+    {
+        cx.invalid(
+            &at(key),
+            format!(
+                "a {} handler needs {key} to verify deliveries; set {key}: \"${{{}}}\" ({}), or verify: false to accept unsigned requests (never in production)",
+                describe_kind(kind, signature.as_ref()),
+                env_name(name, key),
+                credential_hint(kind, key),
+            ),
+        );
+    } else if raw.enabled && secretless.is_some() {
+        if !raw.verify {
+            cx.warn(&at("verify"), "is false: anyone who knows the URL can send events to this handler; never run it like this in production");
+        }
+    } else if raw.enabled {
         let signed_scheme = kind != HandlerKind::Custom;
         if raw.verify
             && secrets.is_empty()
@@ -695,7 +837,10 @@ fn resolve_handler(cx: &mut Ctx<'_>, name: &str, raw: &RawHandler) -> Handler {
         verify,
         events: raw.events.clone(),
         response_type,
-        tolerance_seconds: raw.tolerance_seconds,
+        // Linear's own SDK allows a minute; every other sender five.
+        tolerance_seconds: raw
+            .tolerance_seconds
+            .unwrap_or(if kind == HandlerKind::Linear { 60 } else { 300 }),
         allow_legacy_sha1: raw.allow_legacy_sha1,
         signature_header: raw.signature_header.clone(),
         algorithm,
@@ -704,18 +849,323 @@ fn resolve_handler(cx: &mut Ctx<'_>, name: &str, raw: &RawHandler) -> Handler {
         event_type_field: raw.event_type_field.clone(),
         delivery_id_header: raw.delivery_id_header.clone(),
         delivery_id_field: raw.delivery_id_field.clone(),
+        signature,
+        public_key: keys.public_key,
+        public_url: keys.public_url,
+        verify_token: keys.verify_token,
+        client_state: keys.client_state,
         allowed_ips,
         rate_limit,
     }
 }
 
-fn kind_name(kind: HandlerKind) -> &'static str {
-    match kind {
-        HandlerKind::Github => "github",
-        HandlerKind::Stripe => "stripe",
-        HandlerKind::Custom => "custom",
-        HandlerKind::Standard => "standard",
+/// The keys a preset reads besides its secrets.
+struct Keys {
+    public_key: Option<String>,
+    public_url: Option<String>,
+    verify_token: Option<Secret>,
+    client_state: Option<Secret>,
+}
+
+/// Checks `public_key`, `public_url`, `verify_token` and `client_state`: present where the kind
+/// needs them, refused where it does not read them, and well formed.
+fn resolve_keys(
+    cx: &mut Ctx<'_>,
+    name: &str,
+    kind: HandlerKind,
+    raw: &RawHandler,
+    signature: Option<&Signature>,
+) -> Keys {
+    let at = |field: &str| format!("webhooks.handlers.{name}.{field}");
+    let needs = kind.needs();
+    let shown = describe_kind(kind, signature);
+    let reads_public_key = matches!(
+        needs.credential,
+        Credential::PublicKey | Credential::SecretOrPublicKey
+    ) || signature.is_some_and(|s| s.algorithm.is_public_key());
+    let reads_url =
+        needs.public_url || signature.is_some_and(|s| s.signed_payload.contains("{url}"));
+    let refuse = |cx: &mut Ctx<'_>, field: &str, present: bool, readers: &str| {
+        if present {
+            cx.invalid(
+                &at(field),
+                format!("a {shown} handler does not read it ({readers} do); remove it"),
+            );
+        }
+    };
+    fn text(value: &Option<String>) -> Option<&str> {
+        value.as_deref().map(str::trim).filter(|v| !v.is_empty())
     }
+    let empty = |cx: &mut Ctx<'_>, field: &str, value: &Option<String>| {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            cx.invalid(&at(field), "is empty; set it (check that its environment variable is not empty), or remove the key");
+        }
+    };
+    for (field, value) in [
+        ("public_key", &raw.public_key),
+        ("public_url", &raw.public_url),
+        ("verify_token", &raw.verify_token),
+        ("client_state", &raw.client_state),
+    ] {
+        empty(cx, field, value);
+    }
+
+    let public_key = if reads_public_key {
+        let key = text(&raw.public_key).map(str::to_owned);
+        if let Some(key) = &key
+            && let Some(problem) = public_key_problem(kind, signature, key)
+        {
+            cx.invalid(&at("public_key"), problem);
+        }
+        key
+    } else {
+        refuse(
+            cx,
+            "public_key",
+            raw.public_key.is_some(),
+            "discord, sendgrid, standard and custom Ed25519 or ECDSA signatures",
+        );
+        None
+    };
+    let public_url = if reads_url {
+        let url = text(&raw.public_url).map(str::to_owned);
+        match &url {
+            Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) || u.contains(char::is_whitespace) => {
+                cx.invalid(
+                    &at("public_url"),
+                    format!("`{}` is not an absolute http(s) URL; write the URL the sender posts to, exactly as configured there, as in https://hooks.example.com/webhook/{name}", clawlet_url(u)),
+                );
+            }
+            None if raw.enabled && raw.verify => cx.invalid(
+                &at("public_url"),
+                format!("a {shown} handler signs the URL it posts to; set public_url: to that URL exactly as configured at the sender, as in https://hooks.example.com/webhook/{name}"),
+            ),
+            _ => {}
+        }
+        url
+    } else {
+        refuse(
+            cx,
+            "public_url",
+            raw.public_url.is_some(),
+            "twilio, square, hubspot and custom signatures over {url}",
+        );
+        None
+    };
+    let verify_token = if needs.verify_token {
+        if raw.verify_token.is_none() && raw.enabled {
+            cx.invalid(
+                &at("verify_token"),
+                format!("a {shown} handler answers the sender's subscribe request only with the token it was given; set verify_token: \"${{{}}}\" to the token entered at the sender", env_name(name, "verify_token")),
+            );
+        }
+        text(&raw.verify_token).map(|t| Secret::new(t.to_owned()))
+    } else {
+        refuse(
+            cx,
+            "verify_token",
+            raw.verify_token.is_some(),
+            "meta handlers",
+        );
+        None
+    };
+    let client_state = if needs.credential == Credential::ClientState {
+        text(&raw.client_state).map(|t| Secret::new(t.to_owned()))
+    } else {
+        refuse(
+            cx,
+            "client_state",
+            raw.client_state.is_some(),
+            "msgraph handlers",
+        );
+        None
+    };
+    Keys {
+        public_key,
+        public_url,
+        verify_token,
+        client_state,
+    }
+}
+
+/// A URL as an error message may show it.
+fn clawlet_url(url: &str) -> String {
+    crate::redact_url(url)
+}
+
+/// Why `key` cannot be the public key a `kind` handler reads, or `None`.
+fn public_key_problem(
+    kind: HandlerKind,
+    signature: Option<&Signature>,
+    key: &str,
+) -> Option<String> {
+    use base64::Engine as _;
+    let base64 = |text: &str| base64::engine::general_purpose::STANDARD.decode(text).ok();
+    let hex32 = |text: &str| text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    match (kind, signature.map(|s| s.algorithm)) {
+        (HandlerKind::Discord, _) => (!hex32(key)).then(|| {
+            "is not 64 hexadecimal digits; copy the application's public key from the Discord developer portal".to_owned()
+        }),
+        (HandlerKind::Sendgrid, _) | (_, Some(SignatureAlgorithm::EcdsaP256)) => {
+            base64(key).filter(|k| !k.is_empty()).is_none().then(|| {
+                "is not base64; copy the verification key (a base64 public key) shown where signed event webhooks are turned on".to_owned()
+            })
+        }
+        (HandlerKind::Standard, _) => match key.strip_prefix("whpk_").map(base64) {
+            Some(Some(k)) if k.len() == 32 => None,
+            Some(_) => Some("is not the base64 of a 32-byte Ed25519 key after whpk_".to_owned()),
+            None => Some("does not start with whpk_; a Standard Webhooks public key is whpk_<base64>".to_owned()),
+        },
+        _ => {
+            let decoded = if hex32(key) { Some(32) } else { base64(key).map(|k| k.len()) };
+            (decoded != Some(32)).then(|| "is not a 32-byte Ed25519 public key in hex or base64".to_owned())
+        }
+    }
+}
+
+/// The kind as a message names it: a custom handler with a public-key signature says so.
+fn describe_kind(kind: HandlerKind, signature: Option<&Signature>) -> String {
+    match signature.map(|s| s.algorithm) {
+        Some(SignatureAlgorithm::Ed25519) => "custom Ed25519".to_owned(),
+        Some(SignatureAlgorithm::EcdsaP256) => "custom ECDSA".to_owned(),
+        _ => kind.name().to_owned(),
+    }
+}
+
+/// What to paste, for the message asking for a credential.
+fn credential_hint(kind: HandlerKind, key: &str) -> &'static str {
+    match (kind, key) {
+        (HandlerKind::Discord, _) => "the application's public key, 64 hex digits",
+        (HandlerKind::Sendgrid, _) => "the base64 verification key of the signed event webhook",
+        (HandlerKind::Msgraph, _) => "the clientState given when the subscription was created",
+        (HandlerKind::Standard, _) => "whpk_<base64>",
+        _ => "the sender's public key",
+    }
+}
+
+/// The environment variable a message suggests for a handler's key.
+fn env_name(name: &str, key: &str) -> String {
+    format!("{name}_{key}")
+        .to_ascii_uppercase()
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+}
+
+/// A custom handler's `signature:` block.
+fn resolve_signature(
+    cx: &mut Ctx<'_>,
+    name: &str,
+    kind: HandlerKind,
+    raw: &RawHandler,
+    sig: &RawSignature,
+) -> Signature {
+    let at = |field: &str| format!("webhooks.handlers.{name}.signature.{field}");
+    if kind != HandlerKind::Custom {
+        cx.invalid(
+            &format!("webhooks.handlers.{name}.signature"),
+            format!("a {} handler's signature is fixed by its kind; remove the block, or use kind: custom", kind.name()),
+        );
+    }
+    if raw.prefix.is_some() {
+        cx.invalid(
+            &format!("webhooks.handlers.{name}.prefix"),
+            "is set next to a signature: block, which replaces it; move it to signature.prefix",
+        );
+    }
+    let header_name = |cx: &mut Ctx<'_>, field: &str, value: Option<&String>| {
+        if let Some(h) = value
+            && !check::is_header_name(h)
+        {
+            cx.invalid(
+                &at(field),
+                format!(
+                    "`{h}` is not an HTTP header name; use letters, digits and -, as in X-Signature"
+                ),
+            );
+        }
+        value.cloned()
+    };
+    let header = header_name(cx, "header", sig.header.as_ref()).unwrap_or_else(|| {
+        cx.invalid(
+            &at("header"),
+            "is missing; name the header that carries the signature, as in header: X-Signature",
+        );
+        String::new()
+    });
+    let timestamp_header = header_name(cx, "timestamp_header", sig.timestamp_header.as_ref());
+    let id_header = header_name(cx, "id_header", sig.id_header.as_ref());
+    let algorithm = match sig.algorithm.as_deref().unwrap_or("hmac-sha256") {
+        "hmac-sha1" => SignatureAlgorithm::HmacSha1,
+        "hmac-sha256" => SignatureAlgorithm::HmacSha256,
+        "hmac-sha512" => SignatureAlgorithm::HmacSha512,
+        "ed25519" => SignatureAlgorithm::Ed25519,
+        "ecdsa-p256" => SignatureAlgorithm::EcdsaP256,
+        other => {
+            cx.invalid(&at("algorithm"), format!("`{other}` is not a signature algorithm; use hmac-sha256, hmac-sha512, hmac-sha1, ed25519 or ecdsa-p256"));
+            SignatureAlgorithm::HmacSha256
+        }
+    };
+    let encoding = match sig.encoding.as_deref() {
+        None if algorithm == SignatureAlgorithm::EcdsaP256 => Encoding::Base64,
+        None | Some("hex") => Encoding::Hex,
+        Some("base64") => Encoding::Base64,
+        Some(other) => {
+            cx.invalid(
+                &at("encoding"),
+                format!("`{other}` is not a signature encoding; use hex or base64"),
+            );
+            Encoding::Hex
+        }
+    };
+    let timestamp_unit = match sig.timestamp_unit.as_deref() {
+        None | Some("seconds") => TimestampUnit::Seconds,
+        Some("milliseconds") => TimestampUnit::Milliseconds,
+        Some(other) => {
+            cx.invalid(
+                &at("timestamp_unit"),
+                format!("`{other}` is not a timestamp unit; use seconds or milliseconds"),
+            );
+            TimestampUnit::Seconds
+        }
+    };
+    let signed_payload = sig
+        .signed_payload
+        .clone()
+        .unwrap_or_else(|| "{body}".to_owned());
+    if let Err(problem) = check::template(
+        &signed_payload,
+        timestamp_header.is_some(),
+        id_header.is_some(),
+    ) {
+        cx.invalid(
+            &at("signed_payload"),
+            format!("`{signed_payload}` {problem}"),
+        );
+    }
+    if sig
+        .separator
+        .as_deref()
+        .is_some_and(|s| s.chars().count() != 1)
+    {
+        cx.invalid(
+            &at("separator"),
+            "must be one character, such as \",\" or \" \"",
+        );
+    }
+    Signature {
+        header,
+        prefix: sig.prefix.clone().unwrap_or_default(),
+        encoding,
+        algorithm,
+        signed_payload,
+        timestamp_header,
+        timestamp_unit,
+        id_header,
+        separator: sig.separator.clone(),
+    }
+}
+
+fn kind_name(kind: HandlerKind) -> &'static str {
+    kind.name()
 }
 
 fn algorithm_name(algorithm: Algorithm) -> &'static str {

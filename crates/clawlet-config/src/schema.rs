@@ -42,8 +42,25 @@ const HANDLER: Shape = Shape::Struct(&[
     ("event_type_field", Shape::Leaf),
     ("delivery_id_header", Shape::Leaf),
     ("delivery_id_field", Shape::Leaf),
+    ("signature", SIGNATURE),
+    ("public_key", Shape::Leaf),
+    ("public_url", Shape::Leaf),
+    ("verify_token", Shape::Leaf),
+    ("client_state", Shape::Leaf),
     ("allowed_ips", Shape::Leaf),
     ("rate_limit", RATE_LIMIT),
+]);
+
+const SIGNATURE: Shape = Shape::Struct(&[
+    ("header", Shape::Leaf),
+    ("prefix", Shape::Leaf),
+    ("encoding", Shape::Leaf),
+    ("algorithm", Shape::Leaf),
+    ("signed_payload", Shape::Leaf),
+    ("timestamp_header", Shape::Leaf),
+    ("timestamp_unit", Shape::Leaf),
+    ("id_header", Shape::Leaf),
+    ("separator", Shape::Leaf),
 ]);
 
 const AGENT: Shape = Shape::Struct(&[
@@ -137,6 +154,15 @@ pub(crate) const WEBHOOKS: Shape = Shape::Struct(&[
             "otlp",
             Shape::Struct(&[("endpoint", Shape::Leaf), ("service_name", Shape::Leaf)]),
         )]),
+    ),
+    (
+        "admin",
+        Shape::Struct(&[
+            ("enabled", Shape::Leaf),
+            ("host", Shape::Leaf),
+            ("port", Shape::Leaf),
+            ("token", Shape::Leaf),
+        ]),
     ),
 ]);
 
@@ -320,6 +346,7 @@ mod sync_tests {
         w.ssl.cert = Some("c".into());
         w.ssl.key = Some("k".into());
         w.telemetry.otlp.endpoint = Some("http://collector".into());
+        w.admin.token = Some("t".into());
         w.handlers.insert(
             "h".into(),
             RawHandler {
@@ -330,6 +357,22 @@ mod sync_tests {
                 prefix: Some("x=".into()),
                 delivery_id_header: Some("X-Id".into()),
                 delivery_id_field: Some("/id".into()),
+                tolerance_seconds: Some(1),
+                signature: Some(crate::raw::RawSignature {
+                    header: Some("h".into()),
+                    prefix: Some("p".into()),
+                    encoding: Some("hex".into()),
+                    algorithm: Some("hmac-sha256".into()),
+                    signed_payload: Some("{body}".into()),
+                    timestamp_header: Some("t".into()),
+                    timestamp_unit: Some("seconds".into()),
+                    id_header: Some("i".into()),
+                    separator: Some(",".into()),
+                }),
+                public_key: Some("k".into()),
+                public_url: Some("u".into()),
+                verify_token: Some("v".into()),
+                client_state: Some("c".into()),
                 allowed_ips: Some(vec![]),
                 rate_limit: Some(RawRateLimit::default()),
                 ..RawHandler::default()

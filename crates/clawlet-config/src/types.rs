@@ -50,6 +50,23 @@ pub struct Webhooks {
     pub routes: Vec<Route>,
     /// Tracing export.
     pub telemetry: Telemetry,
+    /// The operator console's listener.
+    pub admin: Admin,
+}
+
+/// `webhooks.admin`: the operator console, on a listener of its own (never the webhook port).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Admin {
+    /// Whether the console is served (default false).
+    pub enabled: bool,
+    /// Address to listen on (default `127.0.0.1`).
+    pub host: String,
+    /// Port to listen on (default 8081; 0 for any free port).
+    pub port: u16,
+    /// The token that opens the console: `webhooks.admin.token`, else `CLAWLET_ADMIN_TOKEN`.
+    /// `None` when the file says `token: none` (allowed only on a loopback address), or when
+    /// the console is disabled and no token is given.
+    pub token: Option<Secret>,
 }
 
 /// `max_requests` per `window_seconds`, per client IP.
@@ -232,6 +249,19 @@ pub struct Handler {
     pub delivery_id_header: Option<String>,
     /// Custom: JSON pointer to the delivery id in the body.
     pub delivery_id_field: Option<String>,
+    /// Custom: a declarative signature (`signature:`), replacing `signature_header`,
+    /// `algorithm`, `encoding` and `prefix`.
+    pub signature: Option<Signature>,
+    /// Discord (hex), SendGrid (base64 SPKI), Standard Webhooks (`whpk_…`), or a custom
+    /// signature with an Ed25519 or ECDSA algorithm: the sender's public key.
+    pub public_key: Option<String>,
+    /// Twilio, Square, HubSpot, or a custom signature over `{url}`: the URL the sender posts to,
+    /// exactly as configured there (it is signed).
+    pub public_url: Option<String>,
+    /// Meta: the token its subscribe request must carry.
+    pub verify_token: Option<Secret>,
+    /// Microsoft Graph: the `clientState` each notification must carry.
+    pub client_state: Option<Secret>,
     /// Per-handler allowlist, replacing the global one when set.
     pub allowed_ips: Option<Vec<IpNet>>,
     /// Per-handler rate limit, replacing the global one when set (absent fields take the built-in
@@ -251,13 +281,32 @@ impl Serialize for Handler {
         out.serialize_field("verify", &self.verify)?;
         out.serialize_field("events", &self.events)?;
         out.serialize_field("response_type", &self.response_type)?;
-        if matches!(kind, HandlerKind::Stripe | HandlerKind::Standard) {
+        if kind.needs().timestamp
+            || self
+                .signature
+                .as_ref()
+                .is_some_and(|s| s.timestamp_header.is_some())
+        {
             out.serialize_field("tolerance_seconds", &self.tolerance_seconds)?;
+        }
+        if self.public_key.is_some() {
+            out.serialize_field("public_key", &self.public_key)?;
+        }
+        if self.public_url.is_some() {
+            out.serialize_field("public_url", &self.public_url)?;
+        }
+        if self.verify_token.is_some() {
+            out.serialize_field("verify_token", &self.verify_token)?;
+        }
+        if self.client_state.is_some() {
+            out.serialize_field("client_state", &self.client_state)?;
         }
         if kind == HandlerKind::Github {
             out.serialize_field("allow_legacy_sha1", &self.allow_legacy_sha1)?;
         }
-        if kind == HandlerKind::Custom {
+        if kind == HandlerKind::Custom && self.signature.is_some() {
+            out.serialize_field("signature", &self.signature)?;
+        } else if kind == HandlerKind::Custom {
             out.serialize_field("signature_header", &self.signature_header)?;
             out.serialize_field("algorithm", &self.algorithm)?;
             out.serialize_field("encoding", &self.encoding)?;
@@ -285,10 +334,259 @@ pub enum HandlerKind {
     Github,
     /// `Stripe-Signature`.
     Stripe,
-    /// Configurable HMAC header, the spec's custom webhooks.
+    /// Configurable HMAC header, the spec's custom webhooks, or a `signature:` block.
     Custom,
-    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`), with a
+    /// `whsec_` secret or a `whpk_` Ed25519 public key.
     Standard,
+    /// `X-Slack-Signature` over `v0:<timestamp>:<body>`; answers `url_verification`.
+    Slack,
+    /// `x-zm-signature` over `v0:<timestamp>:<body>`; answers `endpoint.url_validation`.
+    Zoom,
+    /// `X-Shopify-Hmac-Sha256`, base64 over the body.
+    Shopify,
+    /// `X-Gitlab-Token` equal to the secret.
+    Gitlab,
+    /// `Linear-Signature` over the body; `webhookTimestamp` in the body.
+    Linear,
+    /// `Paddle-Signature: ts=…;h1=…`.
+    Paddle,
+    /// `X-Twilio-Signature`, HMAC-SHA1 over the public URL and the form; needs `public_url`.
+    Twilio,
+    /// `x-square-hmacsha256-signature` over the public URL and the body; needs `public_url`.
+    Square,
+    /// `X-HubSpot-Signature-v3` over method, public URL, body and timestamp; needs `public_url`.
+    Hubspot,
+    /// `X-PagerDuty-Signature: v1=…`.
+    Pagerduty,
+    /// the body's `signature` object; each token accepted once.
+    Mailgun,
+    /// `X-Hub-Signature-256` (Facebook, Instagram, WhatsApp); answers the subscribe GET; needs `verify_token`.
+    Meta,
+    /// `X-Hub-Signature: sha256=…`.
+    Bitbucket,
+    /// `X-Gitea-Signature`.
+    Gitea,
+    /// `X-Forgejo-Signature`.
+    Forgejo,
+    /// `Typeform-Signature: sha256=<base64>`.
+    Typeform,
+    /// `Sentry-Hook-Signature`.
+    Sentry,
+    /// `x-vercel-signature`, HMAC-SHA1.
+    Vercel,
+    /// `Calendly-Webhook-Signature: t=…,v1=…`.
+    Calendly,
+    /// `X-Hub-Signature: sha1=…`.
+    Intercom,
+    /// `X-CC-Webhook-Signature`.
+    Coinbase,
+    /// `x-twitter-webhooks-signature`; answers the CRC GET.
+    Twitter,
+    /// Microsoft Graph: `clientState` in each notification; answers `validationToken`; needs `client_state`.
+    Msgraph,
+    /// `X-Dropbox-Signature`; answers the `challenge` GET.
+    Dropbox,
+    /// Ed25519 over `<timestamp><body>`; answers PING; needs `public_key` (hex).
+    Discord,
+    /// ECDSA P-256 over `<timestamp><body>`; needs `public_key` (base64 SPKI).
+    Sendgrid,
+}
+
+/// What a handler of some kind must be configured with to verify its deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// `secret:` or `secrets:`.
+    Secret,
+    /// `public_key:`.
+    PublicKey,
+    /// `client_state:`.
+    ClientState,
+    /// `secret:`/`secrets:`, or `public_key:`.
+    SecretOrPublicKey,
+}
+
+/// The keys a kind reads besides the common ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// What verifies a delivery.
+    pub credential: Credential,
+    /// The URL the sender posts to, which it signs (`public_url:`).
+    pub public_url: bool,
+    /// The token the sender echoes when it subscribes (`verify_token:`).
+    pub verify_token: bool,
+    /// Whether deliveries carry a signed timestamp, checked against `tolerance_seconds`.
+    pub timestamp: bool,
+}
+
+impl HandlerKind {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [Self; 30] = [
+        Self::Github,
+        Self::Stripe,
+        Self::Custom,
+        Self::Standard,
+        Self::Slack,
+        Self::Zoom,
+        Self::Shopify,
+        Self::Gitlab,
+        Self::Linear,
+        Self::Paddle,
+        Self::Twilio,
+        Self::Square,
+        Self::Hubspot,
+        Self::Pagerduty,
+        Self::Mailgun,
+        Self::Meta,
+        Self::Bitbucket,
+        Self::Gitea,
+        Self::Forgejo,
+        Self::Typeform,
+        Self::Sentry,
+        Self::Vercel,
+        Self::Calendly,
+        Self::Intercom,
+        Self::Coinbase,
+        Self::Twitter,
+        Self::Msgraph,
+        Self::Dropbox,
+        Self::Discord,
+        Self::Sendgrid,
+    ];
+
+    /// The name written after `kind:`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Github => "github",
+            Self::Stripe => "stripe",
+            Self::Custom => "custom",
+            Self::Standard => "standard",
+            Self::Slack => "slack",
+            Self::Zoom => "zoom",
+            Self::Shopify => "shopify",
+            Self::Gitlab => "gitlab",
+            Self::Linear => "linear",
+            Self::Paddle => "paddle",
+            Self::Twilio => "twilio",
+            Self::Square => "square",
+            Self::Hubspot => "hubspot",
+            Self::Pagerduty => "pagerduty",
+            Self::Mailgun => "mailgun",
+            Self::Meta => "meta",
+            Self::Bitbucket => "bitbucket",
+            Self::Gitea => "gitea",
+            Self::Forgejo => "forgejo",
+            Self::Typeform => "typeform",
+            Self::Sentry => "sentry",
+            Self::Vercel => "vercel",
+            Self::Calendly => "calendly",
+            Self::Intercom => "intercom",
+            Self::Coinbase => "coinbase",
+            Self::Twitter => "twitter",
+            Self::Msgraph => "msgraph",
+            Self::Dropbox => "dropbox",
+            Self::Discord => "discord",
+            Self::Sendgrid => "sendgrid",
+        }
+    }
+
+    /// The kind written `name` after `kind:`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The keys this kind reads.
+    #[must_use]
+    pub fn needs(self) -> Needs {
+        let credential = match self {
+            Self::Standard => Credential::SecretOrPublicKey,
+            Self::Discord | Self::Sendgrid => Credential::PublicKey,
+            Self::Msgraph => Credential::ClientState,
+            _ => Credential::Secret,
+        };
+        Needs {
+            credential,
+            public_url: matches!(self, Self::Twilio | Self::Square | Self::Hubspot),
+            verify_token: self == Self::Meta,
+            timestamp: matches!(
+                self,
+                Self::Stripe
+                    | Self::Standard
+                    | Self::Slack
+                    | Self::Zoom
+                    | Self::Linear
+                    | Self::Paddle
+                    | Self::Hubspot
+                    | Self::Mailgun
+                    | Self::Calendly
+                    | Self::Discord
+                    | Self::Sendgrid
+            ),
+        }
+    }
+}
+
+/// A custom handler's declarative signature (`signature:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Signature {
+    /// The header holding the signature.
+    pub header: String,
+    /// Text before the signature (such as `v1=`); may be empty.
+    pub prefix: String,
+    /// How the signature is written.
+    pub encoding: Encoding,
+    /// What signs.
+    pub algorithm: SignatureAlgorithm,
+    /// What is signed: a template over `{body}`, `{timestamp}`, `{id}`, `{url}`, `{method}` and
+    /// `{header:Name}` (default `{body}`).
+    pub signed_payload: String,
+    /// The header holding the signed timestamp; its age is checked against `tolerance_seconds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp_header: Option<String>,
+    /// Whether that timestamp counts seconds or milliseconds.
+    pub timestamp_unit: TimestampUnit,
+    /// The header holding the delivery id that `{id}` stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_header: Option<String>,
+    /// What separates several signatures in the header (a rotating sender), if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+}
+
+/// What signs a custom declarative signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureAlgorithm {
+    /// HMAC-SHA-1 with the handler's secret.
+    HmacSha1,
+    /// HMAC-SHA-256 with the handler's secret.
+    HmacSha256,
+    /// HMAC-SHA-512 with the handler's secret.
+    HmacSha512,
+    /// Ed25519 with the handler's `public_key` (hex or base64).
+    Ed25519,
+    /// ECDSA P-256 with SHA-256, DER signature, with the handler's `public_key` (base64 SPKI).
+    EcdsaP256,
+}
+
+impl SignatureAlgorithm {
+    /// Whether the algorithm checks with a public key rather than a shared secret.
+    #[must_use]
+    pub fn is_public_key(self) -> bool {
+        matches!(self, Self::Ed25519 | Self::EcdsaP256)
+    }
+}
+
+/// The unit of a signed timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimestampUnit {
+    /// Seconds since the Unix epoch.
+    Seconds,
+    /// Milliseconds since the Unix epoch.
+    Milliseconds,
 }
 
 /// How a handler answers.

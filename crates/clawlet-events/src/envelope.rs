@@ -16,9 +16,95 @@ pub enum Source {
     Custom,
     /// Senders that follow the Standard Webhooks specification (Svix and others).
     Standard,
+    /// Slack Events API, interactivity and slash commands.
+    Slack,
+    /// Zoom event subscriptions.
+    Zoom,
+    /// Shopify webhooks.
+    Shopify,
+    /// GitLab project and group webhooks.
+    Gitlab,
+    /// Linear webhooks.
+    Linear,
+    /// Paddle Billing notifications.
+    Paddle,
+    /// Twilio status callbacks and incoming messages.
+    Twilio,
+    /// Square webhooks.
+    Square,
+    /// HubSpot webhooks (v3 signatures).
+    Hubspot,
+    /// PagerDuty v3 webhooks.
+    Pagerduty,
+    /// Mailgun event webhooks.
+    Mailgun,
+    /// Meta (Facebook, Instagram, WhatsApp) webhooks.
+    Meta,
+    /// Bitbucket Cloud webhooks.
+    Bitbucket,
+    /// Gitea webhooks.
+    Gitea,
+    /// Forgejo webhooks.
+    Forgejo,
+    /// Typeform webhooks.
+    Typeform,
+    /// Sentry integration webhooks.
+    Sentry,
+    /// Vercel webhooks.
+    Vercel,
+    /// Calendly webhooks.
+    Calendly,
+    /// Intercom webhooks.
+    Intercom,
+    /// Coinbase Commerce webhooks.
+    Coinbase,
+    /// X (Twitter) Account Activity webhooks.
+    Twitter,
+    /// Microsoft Graph change notifications.
+    Msgraph,
+    /// Dropbox webhooks.
+    Dropbox,
+    /// Discord interactions and webhook events.
+    Discord,
+    /// SendGrid (Twilio) event webhooks.
+    Sendgrid,
 }
 
 impl Source {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [Self; 30] = [
+        Self::Github,
+        Self::Stripe,
+        Self::Custom,
+        Self::Standard,
+        Self::Slack,
+        Self::Zoom,
+        Self::Shopify,
+        Self::Gitlab,
+        Self::Linear,
+        Self::Paddle,
+        Self::Twilio,
+        Self::Square,
+        Self::Hubspot,
+        Self::Pagerduty,
+        Self::Mailgun,
+        Self::Meta,
+        Self::Bitbucket,
+        Self::Gitea,
+        Self::Forgejo,
+        Self::Typeform,
+        Self::Sentry,
+        Self::Vercel,
+        Self::Calendly,
+        Self::Intercom,
+        Self::Coinbase,
+        Self::Twitter,
+        Self::Msgraph,
+        Self::Dropbox,
+        Self::Discord,
+        Self::Sendgrid,
+    ];
+
     /// The lower-case name used in configuration, logs, metrics and the envelope.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -26,6 +112,32 @@ impl Source {
             Self::Stripe => "stripe",
             Self::Custom => "custom",
             Self::Standard => "standard",
+            Self::Slack => "slack",
+            Self::Zoom => "zoom",
+            Self::Shopify => "shopify",
+            Self::Gitlab => "gitlab",
+            Self::Linear => "linear",
+            Self::Paddle => "paddle",
+            Self::Twilio => "twilio",
+            Self::Square => "square",
+            Self::Hubspot => "hubspot",
+            Self::Pagerduty => "pagerduty",
+            Self::Mailgun => "mailgun",
+            Self::Meta => "meta",
+            Self::Bitbucket => "bitbucket",
+            Self::Gitea => "gitea",
+            Self::Forgejo => "forgejo",
+            Self::Typeform => "typeform",
+            Self::Sentry => "sentry",
+            Self::Vercel => "vercel",
+            Self::Calendly => "calendly",
+            Self::Intercom => "intercom",
+            Self::Coinbase => "coinbase",
+            Self::Twitter => "twitter",
+            Self::Msgraph => "msgraph",
+            Self::Dropbox => "dropbox",
+            Self::Discord => "discord",
+            Self::Sendgrid => "sendgrid",
         }
     }
 }
@@ -50,7 +162,7 @@ pub struct Envelope {
     /// Event type, such as `pull_request`, `invoice.paid` or `user.created`.
     #[serde(rename = "type")]
     pub event_type: String,
-    /// GitHub's `action` field; `None` for other senders.
+    /// The sub-type of the event where the sender has one (GitHub's and GitLab's `action`), else `None`.
     pub action: Option<String>,
     /// The sender's delivery identifier, used as the dedup key.
     pub delivery_id: String,

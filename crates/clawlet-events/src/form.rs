@@ -25,6 +25,33 @@ pub(crate) fn payload_field(body: &[u8]) -> Result<String, ParseError> {
     String::from_utf8(bytes).map_err(|_| ParseError::InvalidForm("payload is not UTF-8"))
 }
 
+/// A form-encoded body as JSON text: its `payload` field when it has one (interactive
+/// callbacks carry their JSON there), else every field as a JSON object of strings. A field
+/// named twice is refused, since which value counts would be a guess.
+pub(crate) fn as_json(body: &[u8]) -> Result<String, ParseError> {
+    let mut fields = serde_json::Map::new();
+    for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let (key, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        let key = String::from_utf8(decode(key)?)
+            .map_err(|_| ParseError::InvalidForm("a field name is not UTF-8"))?;
+        let value = String::from_utf8(decode(value)?)
+            .map_err(|_| ParseError::InvalidForm("a field value is not UTF-8"))?;
+        if fields
+            .insert(key, serde_json::Value::String(value))
+            .is_some()
+        {
+            return Err(ParseError::InvalidForm("a field appears more than once"));
+        }
+    }
+    if let Some(serde_json::Value::String(payload)) = fields.get("payload") {
+        return Ok(payload.clone());
+    }
+    serde_json::to_string(&fields).map_err(ParseError::InvalidJson)
+}
+
 fn decode(input: &[u8]) -> Result<Vec<u8>, ParseError> {
     let mut out = Vec::with_capacity(input.len());
     let mut rest = input;
@@ -59,7 +86,30 @@ fn hex_value(c: u8) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::payload_field;
+    use super::{as_json, payload_field};
+
+    #[test]
+    fn a_form_becomes_its_payload_or_an_object_of_its_fields() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("payload=%7B%22a%22%3A1%7D", Ok(r#"{"a":1}"#)),
+            (
+                "To=%2B15551234567&Body=hi+there",
+                Ok(r#"{"Body":"hi there","To":"+15551234567"}"#),
+            ),
+            ("flag", Ok(r#"{"flag":""}"#)),
+            ("", Ok("{}")),
+            ("a=1&a=2", Err("a field appears more than once")),
+            ("a=%ff", Err("a field value is not UTF-8")),
+            ("a=%zz", Err("malformed percent escape")),
+        ];
+        for (body, expected) in cases {
+            let got = as_json(body.as_bytes()).map_err(|e| e.to_string());
+            let expected = expected
+                .map(str::to_owned)
+                .map_err(|e| format!("form-encoded body is invalid: {e}"));
+            assert_eq!(got, expected, "{body:?}");
+        }
+    }
 
     fn check(body: &str, expected: Result<&str, &str>) {
         let got = payload_field(body.as_bytes()).map_err(|e| e.to_string());

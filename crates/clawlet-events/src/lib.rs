@@ -42,6 +42,8 @@ mod github;
 mod headers;
 mod money;
 mod pointer;
+mod preset;
+mod redact;
 mod stripe;
 mod text;
 
@@ -53,12 +55,14 @@ use serde_json::value::RawValue;
 pub use envelope::{Envelope, Payload, Source};
 pub use error::{EnvelopeError, ParseError};
 pub use filter::{entry_selects, selects};
+pub use preset::{Layout, Place};
+pub use redact::is_credential_header;
 
 use headers::BodyKind;
 use text::{MAX_FIELD, MAX_SUMMARY, clean, is_valid_id};
 
 /// Per-handler options for how custom (and Standard Webhooks) deliveries name their event type
-/// and delivery id.
+/// and delivery id, and where a preset's deliveries carry them ([`Layout`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomOptions {
     /// JSON pointer (RFC 6901) to the event type in the body; `/event_type` by default.
@@ -67,6 +71,9 @@ pub struct CustomOptions {
     pub delivery_id_header: Option<String>,
     /// JSON pointer to the delivery id in the body (a string or a number), tried second.
     pub delivery_id_pointer: Option<String>,
+    /// Where a preset sender (every [`Source`] but GitHub, Stripe, Standard Webhooks and custom)
+    /// puts its event type, action and delivery id.
+    pub layout: Layout,
 }
 
 impl Default for CustomOptions {
@@ -75,6 +82,7 @@ impl Default for CustomOptions {
             event_type_pointer: "/event_type".to_owned(),
             delivery_id_header: None,
             delivery_id_pointer: None,
+            layout: Layout::default(),
         }
     }
 }
@@ -84,6 +92,7 @@ impl CustomOptions {
     /// failing every delivery with [`ParseError::InvalidPointer`].
     pub fn validate(&self) -> Result<(), ParseError> {
         pointer::validate(&self.event_type_pointer)?;
+        self.layout.validate()?;
         self.delivery_id_pointer
             .as_deref()
             .map_or(Ok(()), pointer::validate)
@@ -114,13 +123,18 @@ pub struct Request<'a> {
 /// form-encoded bodies. Stripe: `type` and `id` from the body. Standard Webhooks: the body's
 /// `type`, else the custom rules; delivery id from `webhook-id`. Custom: type from the configured
 /// pointer, else `X-Event-Type`, else `custom`; delivery id from the configured header, else the
-/// configured pointer, else the hex SHA-256 of the body.
+/// configured pointer, else the hex SHA-256 of the body. Every other source: the places its
+/// [`Layout`] names, a form body when the layout takes one, an array body when it allows one.
 pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
     headers::check_encoding(req.headers)?;
-    let allow_form = req.source == Source::Github;
+    let allow_form =
+        req.source == Source::Github || (is_preset(req.source) && req.custom.layout.form);
     let text: Cow<'_, str> = match headers::body_kind(req.headers, allow_form)? {
         BodyKind::Json => Cow::Borrowed(utf8(req.body)?),
-        BodyKind::Form => Cow::Owned(form::payload_field(req.body)?),
+        BodyKind::Form if req.source == Source::Github => {
+            Cow::Owned(form::payload_field(req.body)?)
+        }
+        BodyKind::Form => Cow::Owned(form::as_json(req.body)?),
     };
     escape::check_surrogates(&text).map_err(ParseError::InvalidJson)?;
     let mut kept = BTreeMap::new();
@@ -166,6 +180,31 @@ pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
             let summary = custom_summary(&event, req.handler);
             (event.into_owned(), None, delivery.into_owned(), summary)
         }
+        source => {
+            let layout = &req.custom.layout;
+            let body = serde_json::from_str::<&RawValue>(&text).map_err(ParseError::InvalidJson)?;
+            let shape = text.trim_start();
+            if !(shape.starts_with('{') || (layout.array && shape.starts_with('['))) {
+                return Err(ParseError::NotAnObject);
+            }
+            let read = preset::read(layout, req.body, body, req.headers)?;
+            check_ids(&read.event_type, &read.delivery_id)?;
+            let names: Vec<&str> = layout.kept_headers.iter().map(String::as_str).collect();
+            headers::keep(req.headers, &names, &mut kept);
+            let summary = preset::summary(
+                source,
+                &read.event_type,
+                read.action.as_deref(),
+                body,
+                req.handler,
+            );
+            (
+                read.event_type.into_owned(),
+                read.action.map(Cow::into_owned),
+                read.delivery_id.into_owned(),
+                summary,
+            )
+        }
     };
     Ok(Envelope {
         id: uuid::Uuid::now_v7().to_string(),
@@ -179,6 +218,14 @@ pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
         headers: kept,
         payload: Payload::checked(&text),
     })
+}
+
+/// Whether `source` is read by its [`Layout`] rather than by code of its own.
+fn is_preset(source: Source) -> bool {
+    !matches!(
+        source,
+        Source::Github | Source::Stripe | Source::Standard | Source::Custom
+    )
 }
 
 /// The body's text; a body that is not UTF-8 is not JSON.

@@ -105,6 +105,8 @@ pub(crate) enum ApiError {
     BodyBudget,
     PayloadTooLarge,
     BadBody,
+    /// A handshake parameter that cannot be echoed (too long, control characters, repeated).
+    BadHandshake,
     Unauthorized(VerifyError),
     Parse(ParseError),
     Unavailable(BusError),
@@ -128,7 +130,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyBudget => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::BadBody | Self::BadHandshake => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Parse(err) if err.is_unsupported_media_type() => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -150,6 +152,7 @@ impl ApiError {
             Self::BodyBudget => "temporarily unavailable",
             Self::PayloadTooLarge => "payload too large",
             Self::BadBody => "could not read the request body",
+            Self::BadHandshake => "invalid handshake",
             Self::Unauthorized(_) => "invalid signature",
             Self::Parse(err) if err.is_unsupported_media_type() => "unsupported media type",
             Self::Parse(_) => "invalid payload",
@@ -170,6 +173,7 @@ impl ApiError {
             Self::BodyBudget => "body_budget_exhausted",
             Self::PayloadTooLarge => "payload_too_large",
             Self::BadBody => "body_read_failed",
+            Self::BadHandshake => "bad_handshake",
             Self::Unauthorized(err) => err.code(),
             Self::Parse(err) => err.code(),
             Self::Unavailable(err) => err.code(),

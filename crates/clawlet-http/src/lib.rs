@@ -52,6 +52,7 @@ mod app;
 mod budget;
 mod client_ip;
 mod error;
+mod handshake;
 mod metrics;
 mod pipeline;
 mod server;
@@ -60,7 +61,10 @@ mod tls;
 
 pub use app::{App, Clock, PreparedRuntime, router};
 pub use error::HttpError;
-pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
+pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics, RequestTap};
 pub use server::{ServerLimits, serve};
-pub use spec::{HandlerRateLimit, HandlerSpec, LogSpec, ResponseType, RuntimeSpec, Verifier};
+pub use spec::{
+    HandlerRateLimit, HandlerSpec, Handshake, LogSpec, ResponseType, RuntimeSpec, SchemeSpec,
+    Verifier,
+};
 pub use tls::{PreparedCert, TlsAcceptorHandle, TlsReloader, TlsSpec, install_crypto_provider};

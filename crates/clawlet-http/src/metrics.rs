@@ -29,6 +29,12 @@ struct HandlerReason {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandlerHandshake {
+    handler: String,
+    handshake: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HandlerLabel {
     handler: String,
 }
@@ -49,6 +55,14 @@ struct AgentOutcome {
     outcome: &'static str,
 }
 
+/// Told how each request to a handler was answered, where the metrics count it: the operator
+/// console keeps its per-minute counts from this.
+pub trait RequestTap: Send + Sync + 'static {
+    /// `Ok` with `accepted`, `duplicate`, `ignored` or `pong` for a 2xx; `Err` with the
+    /// refusal's reason code (`invalid_signature`, `rate_limited`, ...) otherwise.
+    fn answered(&self, handler: &str, outcome: Result<&'static str, &'static str>);
+}
+
 /// Every metric the daemon exports; cheap to clone, all clones count into the same registry.
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
@@ -64,6 +78,7 @@ struct Inner {
     body_budget_refused: Family<HandlerLabel, Counter>,
     duplicates: Family<HandlerLabel, Counter>,
     ignored: Family<HandlerLabel, Counter>,
+    handshakes: Family<HandlerHandshake, Counter>,
     unmatched: Family<MethodLabel, Counter>,
     queue_depth: Gauge,
     delivery_attempts: Family<AgentOutcome, Counter>,
@@ -71,6 +86,7 @@ struct Inner {
     delivery_failures: Family<AgentOutcome, Counter>,
     delivery_seconds: Family<AgentLabel, Histogram, fn() -> Histogram>,
     dead_letters: Family<AgentLabel, Counter>,
+    tap: std::sync::OnceLock<Arc<dyn RequestTap>>,
 }
 
 /// 1 ms to about 33 s: from an in-memory accept to an agent at its timeout.
@@ -104,6 +120,7 @@ impl Metrics {
             body_budget_refused: Family::default(),
             duplicates: Family::default(),
             ignored: Family::default(),
+            handshakes: Family::default(),
             unmatched: Family::default(),
             queue_depth: Gauge::default(),
             delivery_attempts: Family::default(),
@@ -111,6 +128,7 @@ impl Metrics {
             delivery_failures: Family::default(),
             delivery_seconds: Family::new_with_constructor(latency_histogram),
             dead_letters: Family::default(),
+            tap: std::sync::OnceLock::new(),
             registry: Registry::default(),
         };
         registry.register(
@@ -157,6 +175,11 @@ impl Metrics {
             "webhook_ignored",
             "Verified deliveries not queued because of the handler's event filter",
             inner.ignored.clone(),
+        );
+        registry.register(
+            "webhook_handshakes",
+            "Registration and liveness handshakes answered (never queued), by handler and handshake",
+            inner.handshakes.clone(),
         );
         registry.register(
             "webhook_unmatched_requests",
@@ -207,6 +230,18 @@ impl Metrics {
         out
     }
 
+    /// Sets where each request's outcome is told besides the counters; only the first call
+    /// takes effect (the daemon sets it once, at start).
+    pub fn set_tap(&self, tap: Arc<dyn RequestTap>) {
+        let _ = self.0.tap.set(tap);
+    }
+
+    pub(crate) fn answered(&self, handler: &str, outcome: Result<&'static str, &'static str>) {
+        if let Some(tap) = self.0.tap.get() {
+            tap.answered(handler, outcome);
+        }
+    }
+
     pub(crate) fn request(&self, handler: &str, status: u16, latency: Duration) {
         let handler = handler.to_owned();
         self.0
@@ -255,6 +290,16 @@ impl Metrics {
 
     pub(crate) fn duplicate(&self, handler: &str) {
         inc(&self.0.duplicates, handler);
+    }
+
+    pub(crate) fn handshake(&self, handler: &str, handshake: &'static str) {
+        self.0
+            .handshakes
+            .get_or_create(&HandlerHandshake {
+                handler: handler.to_owned(),
+                handshake,
+            })
+            .inc();
     }
 
     pub(crate) fn ignored(&self, handler: &str) {

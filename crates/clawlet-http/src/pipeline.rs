@@ -24,6 +24,7 @@ use crate::app::{App, Handler, Runtime};
 use crate::budget::{BodyBudget, Reservation};
 use crate::client_ip;
 use crate::error::ApiError;
+use crate::handshake::{self, Reply};
 use crate::metrics::CONTENT_TYPE;
 use crate::spec::ResponseType;
 
@@ -36,6 +37,8 @@ enum Done {
     /// GitHub's `ping` on hook creation: verified, answered 200, never queued (no agent has
     /// anything to do with it, and refusing it would mark the hook broken in GitHub's UI).
     Pong,
+    /// A sender's registration or liveness handshake, answered as it expects, never queued.
+    Handshake(Reply),
 }
 
 /// What the request log line says besides status and latency.
@@ -86,7 +89,14 @@ pub(crate) async fn receive(State(app): State<App>, request: Request) -> Respons
         status = tracing::field::Empty,
         verification = tracing::field::Empty,
     );
-    let result = if request.method() == Method::POST {
+    // A sender that registers by `GET` passes the same allowlist and rate limit as a delivery.
+    let get_handshake = request.method() == Method::GET
+        && handler
+            .spec
+            .verifier
+            .handshake()
+            .is_some_and(|h| h.is_get());
+    let result = if request.method() == Method::POST || get_handshake {
         // `serve` puts the peer in every request; without it (another server) there is no
         // client IP to check, and refusing is the only safe answer.
         match request
@@ -105,7 +115,10 @@ pub(crate) async fn receive(State(app): State<App>, request: Request) -> Respons
         Err(ApiError::MethodNotAllowed)
     };
     let (response, outcome, error) = match result {
-        Ok(done) => (render(&done, kind), Some(done.word()), None),
+        Ok(done) => {
+            let word = done.word();
+            (render(done, kind), Some(word), None)
+        }
         Err(err) => (err.render(kind), None, Some(err)),
     };
     let latency = started.elapsed();
@@ -123,6 +136,14 @@ pub(crate) async fn receive(State(app): State<App>, request: Request) -> Respons
     app.0
         .metrics
         .request(&handler.spec.name, status.as_u16(), latency);
+    app.0.metrics.answered(
+        &handler.spec.name,
+        match (outcome, &error) {
+            (Some(word), _) => Ok(word),
+            (None, Some(err)) => Err(err.reason()),
+            (None, None) => Err("unknown"),
+        },
+    );
     if runtime.logging.enabled {
         // A 503 is the one answer an operator must act on (the queue is full or storage
         // fails), so it is a warning; under a flood, one line a second says how many more
@@ -198,6 +219,24 @@ async fn run(
         }
     }
 
+    if let Some(shake) = handler.spec.verifier.handshake()
+        && let Some(answer) = handshake::from_query(shake, &parts.method, &parts.uri)
+    {
+        // Unsigned: nothing vouches for a newcomer the flood left without a quota of its own.
+        if let Some(retry) = overflowed {
+            metrics.rate_limited(name);
+            return Err(ApiError::RateLimited {
+                retry_after: retry.after,
+            });
+        }
+        let reply = answer?;
+        metrics.handshake(name, shake.label());
+        return Ok(Done::Handshake(reply));
+    }
+    if parts.method != Method::POST {
+        return Err(ApiError::MethodNotAllowed);
+    }
+
     // `serve` hands every request the server's budget; a router served some other way has none.
     let budget = parts.extensions.get::<BodyBudget>().unwrap_or(&UNBUDGETED);
     // Held until `run` returns: the body, and the envelope's copy of it, live until then.
@@ -215,11 +254,13 @@ async fn run(
         trail.body = Some(body.clone());
     }
 
-    if let Err(err) = handler
-        .spec
-        .verifier
-        .verify(&parts.headers, &body, (app.0.clock)())
-    {
+    if let Err(err) = handler.spec.verifier.verify(
+        &parts.headers,
+        &body,
+        (app.0.clock)(),
+        parts.method.as_str(),
+        parts.uri.query(),
+    ) {
         metrics.verification_failure(name, err.code());
         trail.verification = Some(err.code());
         if let Some(retry) = overflowed {
@@ -239,6 +280,14 @@ async fn run(
     } else {
         "off"
     });
+
+    if let Some(shake) = handler.spec.verifier.handshake()
+        && let Some(answer) = handshake::from_body(shake, &body)
+    {
+        let reply = answer?;
+        metrics.handshake(name, shake.label());
+        return Ok(Done::Handshake(reply));
+    }
 
     let header_pairs: Vec<(&str, &[u8])> = parts
         .headers
@@ -390,13 +439,14 @@ impl Done {
             Self::Duplicate(_) => "duplicate",
             Self::Ignored => "ignored",
             Self::Pong => "pong",
+            Self::Handshake(_) => "handshake",
         }
     }
 
     fn event_id(&self) -> Option<&String> {
         match self {
             Self::Accepted(id) | Self::Duplicate(id) => Some(id),
-            Self::Ignored | Self::Pong => None,
+            Self::Ignored | Self::Pong | Self::Handshake(_) => None,
         }
     }
 }
@@ -486,7 +536,11 @@ struct Line<'a> {
     level: Level,
 }
 
-fn render(done: &Done, kind: ResponseType) -> Response {
+fn render(done: Done, kind: ResponseType) -> Response {
+    let done = match done {
+        Done::Handshake(reply) => return reply.into_response(),
+        other => other,
+    };
     let (status, event_id) = (done.word(), done.event_id());
     match (kind, event_id) {
         (ResponseType::Json, Some(id)) => {
@@ -544,30 +598,11 @@ fn log(
     }
 }
 
-/// Words that mark a header as a credential wherever they appear in its name: a rule rather
-/// than a list, because every provider and every operator names its token header differently
-/// (`X-Api-Key`, `X-Gitlab-Token`, `X-Shopify-Hmac-Sha256`, `Authorization`,
-/// `X-Slack-Signature`, `X-Session-Id`).
-const CREDENTIAL_WORDS: [&str; 11] = [
-    "token",
-    "key",
-    "secret",
-    "signature",
-    "auth",
-    "password",
-    "cookie",
-    "hmac",
-    "sign",
-    "credential",
-    "session",
-];
-
-/// Whether a header's value must never be logged: its name holds one of [`CREDENTIAL_WORDS`],
-/// or it is one of the handler's own signature headers (`also`), whatever it is called.
+/// Whether a header's value must never be logged: its name marks a credential
+/// ([`clawlet_events::is_credential_header`], shared with the operator console), or it is one of
+/// the handler's own signature headers (`also`), whatever it is called.
 pub(crate) fn is_credential(name: &HeaderName, also: &[HeaderName]) -> bool {
-    // Header names are stored in lower case, so this match ignores case.
-    let text = name.as_str();
-    CREDENTIAL_WORDS.iter().any(|word| text.contains(word)) || also.contains(name)
+    clawlet_events::is_credential_header(name.as_str()) || also.contains(name)
 }
 
 /// `name: value` pairs joined by `; `, with credentials and signatures as `[redacted]`.

@@ -5,7 +5,7 @@ use std::fmt;
 use axum::http::{HeaderMap, HeaderName};
 use clawlet_events::{CustomOptions, Source};
 use clawlet_ratelimit::Quota;
-use clawlet_verify::{VerifyError, custom, github, standard, stripe};
+use clawlet_verify::{Secret, UnixTime, VerifyError, custom, github, scheme, standard, stripe};
 use ipnet::IpNet;
 
 /// Everything the HTTP layer serves; swapped whole by [`crate::App::reload`].
@@ -135,6 +135,96 @@ pub enum Verifier {
         /// Secrets tried in order.
         secrets: Vec<Vec<u8>>,
     },
+    /// A provider preset, or a custom handler's declarative `signature:`.
+    Scheme(Box<SchemeSpec>),
+}
+
+/// A handler checked by a declarative scheme, and the handshake its sender performs.
+#[derive(Clone)]
+pub struct SchemeSpec {
+    /// The scheme with its keys, checked when it was built.
+    pub verifier: scheme::Verifier,
+    /// The URL the sender posts to, for schemes that sign it; the request's query is appended
+    /// when this has none.
+    pub public_url: Option<String>,
+    /// Microsoft Graph: the `clientState` every notification must carry.
+    pub client_state: Option<Secret>,
+    /// The registration or liveness handshake answered for this handler.
+    pub handshake: Option<Handshake>,
+    /// A custom handler's signature header, redacted in logs besides the usual ones.
+    pub signature_header: Option<HeaderName>,
+}
+
+/// A handshake a sender performs to register or check an endpoint. Those it signs are answered
+/// only once the request verifies; none is ever queued.
+#[derive(Clone)]
+pub enum Handshake {
+    /// Slack `url_verification` (signed): the `challenge` echoed.
+    SlackUrlVerification,
+    /// Zoom `endpoint.url_validation` (signed): `plainToken` and its HMAC under `secret`.
+    ZoomUrlValidation {
+        /// The webhook secret token.
+        secret: Secret,
+    },
+    /// Meta's subscribe `GET`: `hub.challenge` echoed when `hub.verify_token` matches.
+    MetaVerifyToken {
+        /// The token configured at Meta.
+        token: Secret,
+    },
+    /// X's CRC `GET`: `crc_token` answered with its HMAC under `secret`.
+    TwitterCrc {
+        /// The consumer secret.
+        secret: Secret,
+    },
+    /// Microsoft Graph's `POST ?validationToken=`: the token echoed as text.
+    MsgraphValidationToken,
+    /// Dropbox's `GET ?challenge=`: the challenge echoed as text.
+    DropboxChallenge,
+    /// Discord's PING (signed): `{"type":1}` for an interaction, 204 for a webhook event.
+    DiscordPing,
+}
+
+impl Handshake {
+    /// The label of its counter in `/metrics`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::SlackUrlVerification => "slack_url_verification",
+            Self::ZoomUrlValidation { .. } => "zoom_url_validation",
+            Self::MetaVerifyToken { .. } => "meta_verify_token",
+            Self::TwitterCrc { .. } => "twitter_crc",
+            Self::MsgraphValidationToken => "msgraph_validation_token",
+            Self::DropboxChallenge => "dropbox_challenge",
+            Self::DiscordPing => "discord_ping",
+        }
+    }
+
+    /// Whether the sender makes it with `GET` rather than `POST`.
+    pub(crate) fn is_get(&self) -> bool {
+        matches!(
+            self,
+            Self::MetaVerifyToken { .. } | Self::TwitterCrc { .. } | Self::DropboxChallenge
+        )
+    }
+}
+
+impl fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+impl fmt::Debug for SchemeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheme")
+            .field("algorithm", &self.verifier.scheme().algorithm)
+            .field("public_url", &self.public_url)
+            .field(
+                "client_state",
+                &self.client_state.as_ref().map(|_| Redacted(1)),
+            )
+            .field("handshake", &self.handshake)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for Verifier {
@@ -175,6 +265,7 @@ impl fmt::Debug for Verifier {
                 .field("scheme", scheme)
                 .field("secrets", &Redacted(secrets.len()))
                 .finish(),
+            Self::Scheme(spec) => spec.fmt(f),
         }
     }
 }
@@ -218,16 +309,32 @@ impl Verifier {
             | Self::Stripe { secrets, .. }
             | Self::Custom { secrets, .. } => usable(secrets),
             Self::Standard { keys, .. } => !keys.is_empty(),
+            // Its keys were checked when the verifier was built.
+            Self::Scheme(_) => true,
         }
     }
 
-    /// Checks the body's signature; `now_unix` for schemes with a timestamp.
+    /// The handshake this handler answers, if any.
+    pub(crate) fn handshake(&self) -> Option<&Handshake> {
+        match self {
+            Self::Scheme(spec) => spec.handshake.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Checks the body's signature; `now_unix` for schemes with a timestamp, the method and the
+    /// query for schemes that sign the URL.
     pub(crate) fn verify(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         now_unix: i64,
+        method: &str,
+        query: Option<&str>,
     ) -> Result<(), VerifyError> {
+        if let Self::Scheme(spec) = self {
+            return spec.verify(headers, body, now_unix, method, query);
+        }
         // A repeated signature, id or timestamp header is ambiguous: another hop (a proxy, an
         // audit log) may have read the other value, so neither is trusted.
         let ambiguous = match self {
@@ -247,6 +354,7 @@ impl Verifier {
             .into_iter()
             .any(|name| repeated(headers, name)),
             Self::Custom { header, .. } => repeated(headers, header),
+            Self::Scheme(_) => false,
         };
         if ambiguous {
             return Err(VerifyError::MalformedHeader);
@@ -257,22 +365,28 @@ impl Verifier {
                 secrets,
                 allow_legacy_sha1,
             } => github::verify(
-                secrets,
-                header(headers, "x-hub-signature-256"),
-                header(headers, "x-hub-signature"),
+                &Secret::list(secrets)?,
+                github::Signatures {
+                    sha256: header(headers, "x-hub-signature-256"),
+                    sha1: header(headers, "x-hub-signature"),
+                },
                 body,
-                *allow_legacy_sha1,
+                if *allow_legacy_sha1 {
+                    github::Legacy::AllowSha1
+                } else {
+                    github::Legacy::Refuse
+                },
             )
             .map(drop),
             Self::Stripe {
                 secrets,
                 tolerance_secs,
             } => stripe::verify(
-                secrets,
+                &Secret::list(secrets)?,
                 header(headers, "stripe-signature"),
                 body,
-                now_unix,
-                *tolerance_secs,
+                UnixTime::from_secs(now_unix),
+                (*tolerance_secs > 0).then(|| std::time::Duration::from_secs(*tolerance_secs)),
             )
             .map(drop),
             Self::Standard {
@@ -280,12 +394,14 @@ impl Verifier {
                 tolerance_secs,
             } => standard::verify(
                 keys,
-                either(headers, "webhook-id", "svix-id"),
-                either(headers, "webhook-timestamp", "svix-timestamp"),
-                either(headers, "webhook-signature", "svix-signature"),
-                body,
-                now_unix,
-                *tolerance_secs,
+                standard::Delivery {
+                    id: either(headers, "webhook-id", "svix-id"),
+                    timestamp: either(headers, "webhook-timestamp", "svix-timestamp"),
+                    signature: either(headers, "webhook-signature", "svix-signature"),
+                    body,
+                },
+                UnixTime::from_secs(now_unix),
+                (*tolerance_secs > 0).then(|| std::time::Duration::from_secs(*tolerance_secs)),
             )
             .map(drop),
             Self::Custom {
@@ -293,8 +409,13 @@ impl Verifier {
                 scheme,
                 secrets,
             } => scheme
-                .verify(secrets, headers.get(name).map(|v| v.as_bytes()), body)
+                .verify(
+                    &Secret::list(secrets)?,
+                    headers.get(name).map(|v| v.as_bytes()),
+                    body,
+                )
                 .map(drop),
+            Self::Scheme(_) => Ok(()),
         }
     }
 
@@ -302,8 +423,35 @@ impl Verifier {
     pub(crate) fn signature_header(&self) -> Option<&HeaderName> {
         match self {
             Self::Custom { header, .. } => Some(header),
+            Self::Scheme(spec) => spec.signature_header.as_ref(),
             _ => None,
         }
+    }
+}
+
+impl SchemeSpec {
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+        method: &str,
+        query: Option<&str>,
+    ) -> Result<(), VerifyError> {
+        let url = self.public_url.as_deref().map(|url| match query {
+            Some(query) if !url.contains('?') => std::borrow::Cow::Owned(format!("{url}?{query}")),
+            _ => std::borrow::Cow::Borrowed(url),
+        });
+        let mut request = scheme::Request::new(headers, body).method(method);
+        if let Some(url) = &url {
+            request = request.url(url);
+        }
+        self.verifier
+            .verify(&request, UnixTime::from_secs(now_unix))?;
+        if let Some(state) = &self.client_state {
+            clawlet_verify::handshake::msgraph_client_state(state, body)?;
+        }
+        Ok(())
     }
 }
 
@@ -322,10 +470,10 @@ mod tests {
         let signature = github::sign(&secret, body);
         let mut headers = HeaderMap::new();
         headers.append("x-hub-signature-256", signature.parse().unwrap());
-        assert_eq!(verifier.verify(&headers, body, 0), Ok(()));
+        assert_eq!(verifier.verify(&headers, body, 0, "POST", None), Ok(()));
         headers.append("x-hub-signature-256", signature.parse().unwrap());
         assert_eq!(
-            verifier.verify(&headers, body, 0),
+            verifier.verify(&headers, body, 0, "POST", None),
             Err(VerifyError::MalformedHeader)
         );
     }

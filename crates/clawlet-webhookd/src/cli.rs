@@ -166,6 +166,58 @@ pub(crate) enum Provider {
     Standard,
     /// `X-Signature: sha256=<hex>` over the body.
     Custom,
+    /// Slack (`--handshake`: `url_verification`).
+    Slack,
+    /// Zoom (`--handshake`: `endpoint.url_validation`).
+    Zoom,
+    /// Shopify.
+    Shopify,
+    /// GitLab (`--secret` is the token).
+    Gitlab,
+    /// Linear.
+    Linear,
+    /// Paddle Billing.
+    Paddle,
+    /// Twilio, a form-encoded status callback signed over `--public-url`.
+    Twilio,
+    /// Square, signed over `--public-url`.
+    Square,
+    /// HubSpot v3, signed over `--public-url`.
+    Hubspot,
+    /// PagerDuty v3.
+    Pagerduty,
+    /// Mailgun, signed in the body.
+    Mailgun,
+    /// Meta (`--handshake`: the subscribe `GET`, with `--verify-token`).
+    Meta,
+    /// Bitbucket Cloud.
+    Bitbucket,
+    /// Gitea.
+    Gitea,
+    /// Forgejo.
+    Forgejo,
+    /// Typeform.
+    Typeform,
+    /// Sentry.
+    Sentry,
+    /// Vercel.
+    Vercel,
+    /// Calendly.
+    Calendly,
+    /// Intercom.
+    Intercom,
+    /// Coinbase Commerce.
+    Coinbase,
+    /// X (Twitter) Account Activity (`--handshake`: the CRC `GET`).
+    Twitter,
+    /// Microsoft Graph (`--secret` is the clientState; `--handshake`: `validationToken`).
+    Msgraph,
+    /// Dropbox (`--handshake`: the `challenge` `GET`).
+    Dropbox,
+    /// Discord, Ed25519 with `--private-key` (`--handshake`: PING).
+    Discord,
+    /// SendGrid, ECDSA P-256 with `--private-key`.
+    Sendgrid,
 }
 
 #[derive(Debug, Args)]
@@ -176,9 +228,32 @@ pub(crate) struct SendArgs {
     /// The endpoint, such as http://127.0.0.1:8080/webhook/github.
     #[arg(long)]
     pub(crate) url: String,
-    /// The shared secret (Stripe `whsec_…`, Standard Webhooks `whsec_<base64>`).
-    #[arg(long, env = "CLAWLET_SEND_SECRET", hide_env_values = true)]
+    /// The shared secret (Stripe `whsec_…`, Standard Webhooks `whsec_<base64>`, GitLab's token,
+    /// Microsoft Graph's clientState); not used by Discord and SendGrid, which sign with
+    /// `--private-key`.
+    #[arg(
+        long,
+        env = "CLAWLET_SEND_SECRET",
+        hide_env_values = true,
+        default_value = ""
+    )]
     pub(crate) secret: String,
+    /// Discord: the Ed25519 private key as the hex of its 32-byte seed; SendGrid: the P-256
+    /// private key as the hex of its 32-byte scalar. The handler's `public_key` must be the
+    /// matching public key, which `send` prints to standard error.
+    #[arg(long, env = "CLAWLET_SEND_PRIVATE_KEY", hide_env_values = true)]
+    pub(crate) private_key: Option<String>,
+    /// The URL the handler's `public_url` names, for senders that sign it (Twilio, Square,
+    /// HubSpot); `--url` by default.
+    #[arg(long)]
+    pub(crate) public_url: Option<String>,
+    /// Meta's subscribe handshake: the handler's `verify_token`.
+    #[arg(long, env = "CLAWLET_SEND_VERIFY_TOKEN", hide_env_values = true)]
+    pub(crate) verify_token: Option<String>,
+    /// Send the provider's registration handshake instead of an event, and check the answer as
+    /// the provider would.
+    #[arg(long)]
+    pub(crate) handshake: bool,
     /// Event type; a built-in sample payload is used for the spec's events.
     #[arg(long)]
     pub(crate) event: Option<String>,

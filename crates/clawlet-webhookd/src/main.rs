@@ -21,6 +21,7 @@ mod cli;
 mod events;
 mod events_nats;
 mod output;
+mod providers;
 mod send;
 mod serve;
 mod telemetry;

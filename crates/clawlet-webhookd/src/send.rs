@@ -11,11 +11,40 @@ use serde_json::{Value, json};
 use crate::cli::{Provider, SendArgs};
 use crate::output::Output;
 
+mod presets;
+
 /// One delivery ready to go on the wire.
 #[derive(Debug)]
 pub(crate) struct Delivery {
+    pub(crate) method: reqwest::Method,
+    /// Added to `--url` (handshakes that carry their challenge in the query).
+    pub(crate) query: Option<String>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
+    /// What the receiver must answer, for a handshake, as the provider checks it.
+    pub(crate) expect: Option<Expected>,
+}
+
+/// A handshake's expected answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Expected {
+    Text(String),
+    Json(Value),
+}
+
+/// The preset kind `provider` names, when it is not one of the four with code of their own.
+fn preset_kind(provider: Provider) -> Option<clawlet_config::HandlerKind> {
+    use clap::ValueEnum as _;
+    let value = provider.to_possible_value()?;
+    clawlet_config::HandlerKind::from_name(value.get_name()).filter(|kind| {
+        !matches!(
+            kind,
+            clawlet_config::HandlerKind::Github
+                | clawlet_config::HandlerKind::Stripe
+                | clawlet_config::HandlerKind::Standard
+                | clawlet_config::HandlerKind::Custom
+        )
+    })
 }
 
 /// Builds the signed delivery for `args` at time `now` (unix seconds).
@@ -28,8 +57,23 @@ pub(crate) fn build(args: &SendArgs, now: i64) -> Result<Delivery> {
         .delivery_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let body = match &args.payload {
-        Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    let file = match &args.payload {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    if let Some(kind) = preset_kind(args.provider) {
+        return presets::build(kind, args, file, &delivery_id, now);
+    }
+    if args.handshake {
+        bail!(
+            "--handshake: a {} sender performs no handshake; slack, zoom, meta, twitter, msgraph, dropbox and discord do",
+            provider_name(args.provider)
+        );
+    }
+    let body = match file {
+        Some(body) => body,
         None => sample(args.provider, &event, &delivery_id, now)?,
     };
     let secret = args.secret.as_bytes();
@@ -66,7 +110,8 @@ pub(crate) fn build(args: &SendArgs, now: i64) -> Result<Delivery> {
             let key = standard::Key::from_secret(&args.secret)
                 .map_err(|err| anyhow::anyhow!("--secret: {err} (expected whsec_<base64>)"))?;
             let id = format!("msg_{delivery_id}");
-            let signature = standard::sign(&key, &id, now, &body);
+            let signature = standard::sign(&key, &id, now, &body)
+                .map_err(|err| anyhow::anyhow!("--secret: {err}"))?;
             headers.extend([
                 ("webhook-id".to_owned(), id),
                 ("webhook-timestamp".to_owned(), now.to_string()),
@@ -81,25 +126,51 @@ pub(crate) fn build(args: &SendArgs, now: i64) -> Result<Delivery> {
                 custom::Scheme::default().sign(secret, &body),
             ),
         ]),
+        other => bail!("{} is signed by its preset, not here", provider_name(other)),
     }
-    Ok(Delivery { headers, body })
+    Ok(Delivery {
+        method: reqwest::Method::POST,
+        query: None,
+        headers,
+        body,
+        expect: None,
+    })
+}
+
+fn provider_name(provider: Provider) -> String {
+    use clap::ValueEnum as _;
+    provider
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_owned())
 }
 
 /// The variable the example configuration reads the provider's secret from, for messages.
-fn secret_variable(provider: Provider) -> &'static str {
+fn secret_variable(provider: Provider) -> String {
     match provider {
-        Provider::Github => "GITHUB_WEBHOOK_SECRET",
-        Provider::Stripe => "STRIPE_WEBHOOK_SECRET",
-        Provider::Standard => "MYSERVICE_SECRET",
-        Provider::Custom => "CUSTOM_WEBHOOK_SECRET",
+        Provider::Github => "GITHUB_WEBHOOK_SECRET".to_owned(),
+        Provider::Stripe => "STRIPE_WEBHOOK_SECRET".to_owned(),
+        Provider::Standard => "MYSERVICE_SECRET".to_owned(),
+        Provider::Custom => "CUSTOM_WEBHOOK_SECRET".to_owned(),
+        other => format!(
+            "{}_WEBHOOK_SECRET",
+            provider_name(other).to_ascii_uppercase()
+        ),
     }
+}
+
+/// Whether the provider signs with a private key rather than `--secret`.
+fn signs_with_private_key(provider: Provider) -> bool {
+    matches!(provider, Provider::Discord | Provider::Sendgrid)
 }
 
 /// Refuses what cannot succeed before anything is sent: an empty secret (the signature could
 /// never match a handler's, which must have a non-empty one) and a URL that is not an absolute
 /// `http://` or `https://` URL. Returns the parsed URL.
 pub(crate) fn check(args: &SendArgs) -> Result<reqwest::Url> {
-    if args.secret.is_empty() {
+    // Meta's subscribe request and Dropbox's challenge carry no signature at all.
+    let unsigned_handshake =
+        args.handshake && matches!(args.provider, Provider::Meta | Provider::Dropbox);
+    if args.secret.is_empty() && !signs_with_private_key(args.provider) && !unsigned_handshake {
         let var = secret_variable(args.provider);
         bail!(
             "--secret is empty, so the signature cannot match the handler's secret and the \
@@ -163,11 +234,24 @@ pub(crate) async fn run(args: &SendArgs) -> Result<()> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let delivery = build(args, i64::try_from(now).unwrap_or(i64::MAX))?;
+    if let Some(kind) = preset_kind(args.provider)
+        && signs_with_private_key(args.provider)
+        && let Some(key) = presets::public_key(kind, args)?
+    {
+        // The one value the operator must copy into the handler for this to verify.
+        eprintln!("signed with the private key whose public_key is {key}");
+    }
+    let mut url = url;
+    if let Some(query) = &delivery.query {
+        url.set_query(Some(query));
+    }
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .context("building the HTTP client")?;
-    let mut request = client.post(url).body(delivery.body);
+    let mut request = client
+        .request(delivery.method.clone(), url)
+        .body(delivery.body);
     for (name, value) in &delivery.headers {
         request = request.header(name, value);
     }
@@ -193,6 +277,27 @@ pub(crate) async fn run(args: &SendArgs) -> Result<()> {
     if !status.is_success() {
         bail!("{}", refusal(status, args));
     }
+    if let Some(expected) = &delivery.expect {
+        check_answer(expected, &text)?;
+    }
+    Ok(())
+}
+
+/// Checks a handshake's answer as the provider does: the echoed value, or the computed token.
+fn check_answer(expected: &Expected, text: &str) -> Result<()> {
+    let matches = match expected {
+        Expected::Text(want) => text == want,
+        Expected::Json(want) => serde_json::from_str::<Value>(text).is_ok_and(|got| &got == want),
+    };
+    if !matches {
+        bail!(
+            "the receiver answered the handshake, but not as the provider expects, which would refuse to register the endpoint; expected {}",
+            match expected {
+                Expected::Text(want) => want.clone(),
+                Expected::Json(want) => want.to_string(),
+            }
+        );
+    }
     Ok(())
 }
 
@@ -200,7 +305,8 @@ fn default_event(provider: Provider) -> &'static str {
     match provider {
         Provider::Github => "push",
         Provider::Stripe => "payment_intent.succeeded",
-        Provider::Standard | Provider::Custom => "user.created",
+        // Presets pick their own default in `presets::sample`.
+        _ => "user.created",
     }
 }
 
@@ -211,7 +317,7 @@ fn sample(provider: Provider, event: &str, delivery_id: &str, now: i64) -> Resul
     let body = match provider {
         Provider::Github => github_sample(event),
         Provider::Stripe => stripe_sample(event, delivery_id, now),
-        Provider::Standard | Provider::Custom => json!({
+        _ => json!({
             "event_type": event,
             "type": event,
             "timestamp": time::OffsetDateTime::from_unix_timestamp(now)
@@ -292,15 +398,56 @@ fn stripe_sample(event: &str, delivery_id: &str, now: i64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clawlet_verify::{Secret, UnixTime};
 
     fn args(provider: Provider, secret: &str) -> SendArgs {
         SendArgs {
             provider,
             url: "http://127.0.0.1:1/".to_owned(),
             secret: secret.to_owned(),
+            private_key: None,
+            public_url: None,
+            verify_token: None,
+            handshake: false,
             event: None,
             payload: None,
             delivery_id: Some("0190c6a0-0000-7000-8000-000000000001".to_owned()),
+        }
+    }
+
+    /// Every preset's sample verifies with the preset's own scheme at the time it was signed,
+    /// and not a minute past its window where it has one.
+    #[test]
+    fn every_preset_sample_verifies_with_its_scheme() {
+        use clap::ValueEnum as _;
+        use clawlet_verify::scheme::{Key, Request, SigningKey, Verifier};
+        let seed = [7u8; 32];
+        let now = 1_700_000_000;
+        for provider in Provider::value_variants() {
+            let Some(kind) = preset_kind(*provider) else {
+                continue;
+            };
+            let mut a = args(*provider, "s3cret");
+            a.private_key = Some("07".repeat(32));
+            a.public_url = Some("https://hooks.example.com/h".to_owned());
+            let d = build(&a, now).unwrap();
+            let preset = clawlet_verify::presets::by_name(kind.name()).unwrap();
+            let key = match kind {
+                clawlet_config::HandlerKind::Discord => {
+                    SigningKey::ed25519_seed(&seed).verifying_key()
+                }
+                clawlet_config::HandlerKind::Sendgrid => {
+                    SigningKey::p256_scalar(&seed).unwrap().verifying_key()
+                }
+                _ => Key::secret("s3cret").unwrap(),
+            };
+            let verifier = Verifier::new(preset.scheme.clone(), vec![key]).unwrap();
+            let request = Request::new(&d.headers, &d.body)
+                .url("https://hooks.example.com/h")
+                .method("POST");
+            verifier
+                .verify(&request, UnixTime::from_secs(now))
+                .unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
         }
     }
 
@@ -317,21 +464,23 @@ mod tests {
         let now = 1_700_000_000;
         let d = build(&args(Provider::Github, "s3cret"), now).unwrap();
         github::verify(
-            &[b"s3cret"],
-            header(&d, "x-hub-signature-256"),
-            None,
+            &Secret::list(&["s3cret"]).unwrap(),
+            github::Signatures {
+                sha256: header(&d, "x-hub-signature-256"),
+                sha1: None,
+            },
             &d.body,
-            false,
+            github::Legacy::Refuse,
         )
         .unwrap();
 
         let d = build(&args(Provider::Stripe, "whsec_abc"), now).unwrap();
         stripe::verify(
-            &[b"whsec_abc"],
+            &Secret::list(&["whsec_abc"]).unwrap(),
             header(&d, "stripe-signature"),
             &d.body,
-            now,
-            300,
+            UnixTime::from_secs(now),
+            Some(stripe::DEFAULT_TOLERANCE),
         )
         .unwrap();
 
@@ -340,18 +489,24 @@ mod tests {
         let key = standard::Key::from_secret(secret).unwrap();
         standard::verify(
             &[key],
-            header(&d, "webhook-id"),
-            header(&d, "webhook-timestamp"),
-            header(&d, "webhook-signature"),
-            &d.body,
-            now,
-            300,
+            standard::Delivery {
+                id: header(&d, "webhook-id"),
+                timestamp: header(&d, "webhook-timestamp"),
+                signature: header(&d, "webhook-signature"),
+                body: &d.body,
+            },
+            UnixTime::from_secs(now),
+            Some(standard::DEFAULT_TOLERANCE),
         )
         .unwrap();
 
         let d = build(&args(Provider::Custom, "s3cret"), now).unwrap();
         custom::Scheme::default()
-            .verify(&[b"s3cret"], header(&d, "x-signature"), &d.body)
+            .verify(
+                &Secret::list(&["s3cret"]).unwrap(),
+                header(&d, "x-signature"),
+                &d.body,
+            )
             .unwrap();
     }
 
@@ -394,11 +549,13 @@ mod tests {
         let d = build(&args(Provider::Github, "s3cret"), 0).unwrap();
         assert!(
             github::verify(
-                &[b"other"],
-                header(&d, "x-hub-signature-256"),
-                None,
+                &Secret::list(&["other"]).unwrap(),
+                github::Signatures {
+                    sha256: header(&d, "x-hub-signature-256"),
+                    sha1: None,
+                },
                 &d.body,
-                false
+                github::Legacy::Refuse,
             )
             .is_err()
         );

@@ -68,6 +68,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     }
     let app =
         App::new(plan.runtime, bus.clone(), clock()).context("building the HTTP application")?;
+    let console = start_console(&loaded, &bus, &app).await?;
     let shutdown = CancellationToken::new();
     let observer = Arc::new(Observer {
         metrics: app.metrics(),
@@ -91,6 +92,30 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let addr = listener
         .local_addr()
         .context("reading the listening address")?;
+    // Bound before the listening line, which tells tests the daemon is up.
+    let console_task = match console.clone() {
+        Some((console, admin)) => {
+            let listener = tokio::net::TcpListener::bind((admin.host.as_str(), admin.port))
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {}:{} (webhooks.admin)",
+                        admin.host, admin.port
+                    )
+                })?;
+            let addr = listener
+                .local_addr()
+                .context("reading the console's listening address")?;
+            // Not "listening on", which names the webhook listener to tests and supervisors.
+            info!("operator console at http://{addr}");
+            Some(tokio::spawn(clawlet_console::serve(
+                listener,
+                console,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!("listening on {scheme}://{addr}");
     announce(w);
@@ -112,6 +137,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         app: app.clone(),
         dispatcher: Arc::clone(&dispatcher),
         tls: tls.clone(),
+        console: console.map(|(console, _)| console),
     };
     let reloads = tokio::spawn(live.run(reloads, shutdown.clone()));
     tokio::spawn(housekeeping(app.clone(), bus, shutdown.clone()));
@@ -125,6 +151,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     )
     .await;
     shutdown.cancel();
+    if let Some(task) = console_task {
+        match task.await {
+            Ok(Err(err)) => warn!("the console's listener failed: {err}"),
+            Err(err) => warn!("the console's listener task failed: {err}"),
+            Ok(Ok(())) => {}
+        }
+    }
     // The reload task holds a reference to the dispatcher; it ends on cancellation.
     let _ = reloads.await;
     match Arc::try_unwrap(dispatcher) {
@@ -145,6 +178,12 @@ fn needs_restart(old: &Webhooks, new: &Webhooks) -> Vec<&'static str> {
         ("webhooks.ssl", old.ssl != new.ssl),
         ("webhooks.limits", old.limits != new.limits),
         ("webhooks.telemetry", old.telemetry != new.telemetry),
+        // The console's listener stays as started; its token and names follow reloads.
+        (
+            "webhooks.admin",
+            (old.admin.enabled, &old.admin.host, old.admin.port)
+                != (new.admin.enabled, &new.admin.host, new.admin.port),
+        ),
         (
             "webhooks.logging.level",
             old.logging.level != new.logging.level,
@@ -201,6 +240,69 @@ fn announce(w: &Webhooks) {
         "webhook paths: {}; any other path is answered 404",
         paths.join(" ")
     );
+}
+
+/// The console's state, when `webhooks.admin.enabled`: fed request outcomes by the HTTP
+/// layer's metrics, and on nats a reader of the stream as the CLI's.
+async fn start_console(
+    loaded: &Loaded,
+    bus: &Bus,
+    app: &App,
+) -> Result<Option<(clawlet_console::Console, clawlet_config::Admin)>> {
+    let w = &loaded.config.webhooks;
+    if !w.admin.enabled {
+        return Ok(None);
+    }
+    if w.admin.token.is_none() {
+        warn!(
+            "the console runs WITHOUT a token (webhooks.admin.token: none): anyone who can reach {}:{} can replay and purge events",
+            w.admin.host, w.admin.port
+        );
+    }
+    let traffic = clawlet_console::Traffic::default();
+    app.metrics().set_tap(Arc::new(TrafficTap(traffic.clone())));
+    let nats = match &w.queue.backend {
+        clawlet_config::QueueBackend::Nats => {
+            let nats = &w.queue.nats;
+            let admin = clawlet_bus::NatsAdmin::connect(
+                &nats.url,
+                &wiring::shown_urls(&nats.url),
+                &nats.stream,
+                wiring::agents(w, &loaded.credential_vars),
+                wiring::routes(w),
+            )
+            .await
+            .context("opening the NATS stream for the console")?;
+            Some(Arc::new(admin))
+        }
+        _ => None,
+    };
+    let names = wiring::console_names(w);
+    let console = clawlet_console::Console::new(clawlet_console::ConsoleOptions {
+        bus: bus.clone(),
+        token: names.token,
+        handlers: names.handlers,
+        agents: names.agents,
+        traffic,
+        nats,
+    });
+    Ok(Some((console, w.admin.clone())))
+}
+
+/// Counts each request the HTTP layer answers into the console's per-minute table.
+struct TrafficTap(clawlet_console::Traffic);
+
+impl clawlet_http::RequestTap for TrafficTap {
+    fn answered(&self, handler: &str, outcome: Result<&'static str, &'static str>) {
+        use clawlet_console::RequestOutcome;
+        let outcome = match outcome {
+            Ok("accepted") => RequestOutcome::Accepted,
+            Ok("duplicate") => RequestOutcome::Duplicate,
+            Ok(_) => RequestOutcome::Ignored,
+            Err(reason) => RequestOutcome::Refused(reason),
+        };
+        self.0.record(handler, outcome);
+    }
 }
 
 fn clock() -> Clock {
@@ -353,6 +455,8 @@ struct Live {
     app: App,
     dispatcher: Arc<Dispatcher>,
     tls: Option<TlsReloader>,
+    /// The console, when `webhooks.admin.enabled` was set at start.
+    console: Option<clawlet_console::Console>,
 }
 
 impl Live {
@@ -448,6 +552,10 @@ impl Live {
             .map_err(|err| refused("webhooks.agents", &err))?;
         app.install(runtime);
         install_cert(cert);
+        if let Some(console) = &self.console {
+            let names = wiring::console_names(new);
+            console.reload(names.token, names.handlers, names.agents);
+        }
         warn_pending(new);
         for warning in &next.warnings {
             warn!("{warning}");

@@ -102,6 +102,32 @@ fn quota(limit: &RateLimit) -> Option<Quota> {
     })
 }
 
+/// The console's token and the names it lists, from `webhooks.admin` and the configuration.
+/// The rules on the admin listener (its own port, a token unless `none` on loopback) are
+/// checked when the file loads, so `config check`, start-up and reload refuse alike.
+pub(crate) struct ConsoleNames {
+    pub(crate) token: Option<clawlet_console::AdminToken>,
+    pub(crate) handlers: Vec<String>,
+    pub(crate) agents: Vec<String>,
+}
+
+pub(crate) fn console_names(w: &Webhooks) -> ConsoleNames {
+    ConsoleNames {
+        token: w
+            .admin
+            .token
+            .as_ref()
+            .map(|t| clawlet_console::AdminToken::new(t.expose())),
+        handlers: w
+            .handlers
+            .values()
+            .filter(|h| h.enabled)
+            .map(|h| h.name.clone())
+            .collect(),
+        agents: w.agents.keys().cloned().collect(),
+    }
+}
+
 /// Everything the daemon builds from one configuration that can be refused, checked as a whole.
 #[derive(Debug)]
 pub(crate) struct Plan {
@@ -243,12 +269,12 @@ fn runtime_with(w: &Webhooks, handlers: Vec<HandlerSpec>) -> RuntimeSpec {
 }
 
 pub(crate) fn source(kind: HandlerKind) -> Source {
-    match kind {
-        HandlerKind::Github => Source::Github,
-        HandlerKind::Stripe => Source::Stripe,
-        HandlerKind::Custom => Source::Custom,
-        HandlerKind::Standard => Source::Standard,
-    }
+    // The two enums list the same names; a kind without a source is a bug caught by the test
+    // `every_kind_has_a_source`.
+    Source::ALL
+        .into_iter()
+        .find(|s| s.as_str() == kind.name())
+        .unwrap_or(Source::Custom)
 }
 
 fn handler(h: &Handler) -> Result<HandlerSpec> {
@@ -260,6 +286,8 @@ fn handler(h: &Handler) -> Result<HandlerSpec> {
     };
     let verifier = if !h.verify {
         Verifier::Unverified
+    } else if crate::providers::uses_scheme(h) {
+        crate::providers::verifier(h)?
     } else {
         match h.kind {
             HandlerKind::Github => Verifier::Github {
@@ -287,7 +315,8 @@ fn handler(h: &Handler) -> Result<HandlerSpec> {
                     tolerance_secs: h.tolerance_seconds,
                 }
             }
-            HandlerKind::Custom => Verifier::Custom {
+            // `uses_scheme` took every other kind.
+            _ => Verifier::Custom {
                 header: h
                     .signature_header
                     .to_ascii_lowercase()
@@ -334,6 +363,7 @@ fn handler(h: &Handler) -> Result<HandlerSpec> {
             event_type_pointer: h.event_type_field.clone(),
             delivery_id_header: h.delivery_id_header.clone(),
             delivery_id_pointer: h.delivery_id_field.clone(),
+            layout: crate::providers::layout(h.kind).unwrap_or_default(),
         },
     })
 }
@@ -629,5 +659,12 @@ mod tests {
                 window: Duration::from_secs(60)
             })
         );
+    }
+
+    #[test]
+    fn every_kind_has_a_source() {
+        for kind in HandlerKind::ALL {
+            assert_eq!(source(kind).as_str(), kind.name());
+        }
     }
 }

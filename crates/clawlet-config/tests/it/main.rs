@@ -9,6 +9,9 @@ use clawlet_config::{
     Secret, Webhooks, load,
 };
 
+mod admin;
+mod presets;
+
 const HOME: &str = "/home/operator";
 const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
 
@@ -67,6 +70,11 @@ fn handler(name: &str, kind: HandlerKind, secret: Option<&str>) -> Handler {
         event_type_field: "/event_type".to_owned(),
         delivery_id_header: None,
         delivery_id_field: None,
+        signature: None,
+        public_key: None,
+        public_url: None,
+        verify_token: None,
+        client_state: None,
         allowed_ips: None,
         rate_limit: None,
     }

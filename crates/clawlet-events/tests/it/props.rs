@@ -181,6 +181,7 @@ proptest! {
             event_type_pointer: "/data/object/name".into(),
             delivery_id_header: Some("x-missing".into()),
             delivery_id_pointer: Some("/data/0/id".into()),
+            ..CustomOptions::default()
         };
         for source in SOURCES {
             for custom in [&CustomOptions::default(), &pointers] {

@@ -109,6 +109,7 @@ fn custom_senders() {
         event_type_pointer: "/kind/name".into(),
         delivery_id_header: Some("X-Request-Id".into()),
         delivery_id_pointer: Some("/meta/seq".into()),
+        ..CustomOptions::default()
     };
     check(
         Source::Custom,

@@ -6,6 +6,7 @@
 )]
 
 mod edges;
+mod handshakes;
 mod oneshot;
 mod socket;
 mod tls;

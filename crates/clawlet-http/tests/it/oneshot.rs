@@ -314,7 +314,7 @@ async fn every_status_code() {
                 ("webhook-timestamp", &NOW.to_string()),
                 (
                     "webhook-signature",
-                    &standard::sign(&standard_key, "msg_1", NOW, &custom_body),
+                    &standard::sign(&standard_key, "msg_1", NOW, &custom_body).unwrap(),
                 ),
             ],
             custom_body.clone(),
@@ -330,7 +330,7 @@ async fn every_status_code() {
                 ("webhook-timestamp", &(NOW - 3600).to_string()),
                 (
                     "webhook-signature",
-                    &standard::sign(&standard_key, "msg_2", NOW - 3600, &custom_body),
+                    &standard::sign(&standard_key, "msg_2", NOW - 3600, &custom_body).unwrap(),
                 ),
             ],
             custom_body.clone(),
