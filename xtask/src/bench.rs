@@ -55,7 +55,7 @@ options:
   --rounds N         compare, deliver: how many times to alternate the runs (default 1)
   --events N         stored: how many events the journal holds (default 1000000)
   --profile NAME     cargo profile to build and run (default release; `bench` keeps symbols
-                       for perf)
+                       for perf, and builds into target/release as cargo does)
   --no-build         use the binaries already built";
 
 /// The shared secret both servers verify with; a benchmark secret, not a real one.
@@ -89,7 +89,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let release = target_dir.join(&options.profile);
+    let release = target_dir.join(profile_dir(&options.profile));
     let work = WorkDir::create()?;
     let bench = Bench {
         daemon: release.join("clawlet-webhookd"),
@@ -231,6 +231,16 @@ fn parse_positive<T: std::str::FromStr + Default + PartialEq>(flag: &str, text: 
     match text.parse::<T>() {
         Ok(n) if n != T::default() => Ok(n),
         _ => bail!("{flag} takes a positive whole number, not {text:?}"),
+    }
+}
+
+/// The folder under the target directory where cargo puts a profile's binaries: `bench`
+/// builds into `release` and `test` into `debug`, as their parents do.
+fn profile_dir(profile: &str) -> &str {
+    match profile {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        other => other,
     }
 }
 
@@ -1782,6 +1792,19 @@ mod tests {
             assert_eq!(payload.len(), size);
             assert!(payload.starts_with("{\"ref\":") && payload.ends_with('}'));
             assert_eq!(payload.matches('{').count(), payload.matches('}').count());
+        }
+    }
+
+    #[test]
+    fn profiles_build_into_their_cargo_folders() {
+        for (profile, folder) in [
+            ("release", "release"),
+            ("bench", "release"),
+            ("dev", "debug"),
+            ("test", "debug"),
+            ("profiling", "profiling"),
+        ] {
+            assert_eq!(profile_dir(profile), folder, "{profile}");
         }
     }
 
