@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use sha2::Sha256;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::target::Target;
 
@@ -146,6 +147,48 @@ impl Budget {
     }
 }
 
+/// Which local address each new connection comes from, and how long a connection is kept.
+///
+/// Linux routes all of 127.0.0.0/8 to the loopback device without any set-up, so a connection bound
+/// to 127.1.x.y reaches a server on 127.0.0.1 and is seen as coming from 127.1.x.y: one machine can
+/// play many clients, which is what a per-client table (the rate limiter's) is measured with.
+#[derive(Debug)]
+pub(crate) struct Sources {
+    /// Distinct source addresses to cycle through; 0 leaves the choice to the kernel.
+    count: u32,
+    next: AtomicU32,
+    /// Requests sent on one connection before it is closed and the next one opened.
+    per_connection: u64,
+}
+
+impl Sources {
+    /// 127.1.0.0 to 127.255.255.255.
+    pub(crate) const MAX_COUNT: u32 = 0x00FF_0000;
+
+    /// `count` addresses from 127.1.0.0 up (0: the kernel's choice), `per_connection` requests
+    /// on each connection (0: no limit).
+    pub(crate) fn new(count: u32, per_connection: u64) -> Self {
+        Self {
+            count: count.min(Self::MAX_COUNT),
+            next: AtomicU32::new(0),
+            per_connection: if per_connection == 0 {
+                u64::MAX
+            } else {
+                per_connection
+            },
+        }
+    }
+
+    /// The address the next connection binds to, if any.
+    fn next_source(&self) -> Option<Ipv4Addr> {
+        (self.count > 0).then(|| {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.count;
+            // 127.1.0.0 + i: never 127.0.0.1, and within 127.0.0.0/8 (`new` caps the count).
+            Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 0)) + i)
+        })
+    }
+}
+
 /// What one worker saw.
 #[derive(Debug, Default)]
 pub(crate) struct WorkerStats {
@@ -200,6 +243,7 @@ pub(crate) async fn worker(
     target: Arc<Target>,
     template: Arc<Template>,
     budget: Arc<Budget>,
+    sources: Arc<Sources>,
     timeout: Duration,
     seed: u64,
 ) -> WorkerStats {
@@ -209,11 +253,17 @@ pub(crate) async fn worker(
     };
     let mut rng = SplitMix64(seed);
     let mut sender = None;
+    let mut sent_on_connection = 0;
     while budget.take() {
+        if sent_on_connection >= sources.per_connection {
+            sender = None;
+            sent_on_connection = 0;
+        }
+        sent_on_connection += 1;
         let request = template.request(&mut rng);
         let start = Instant::now();
         let give_up = (start + timeout).min(budget.hard_stop);
-        let exchanged = exchange(&mut sender, &target, request, &mut stats);
+        let exchanged = exchange(&mut sender, &target, &sources, request, &mut stats);
         let outcome = tokio::time::timeout_at(give_up.into(), exchanged).await;
         match outcome {
             Ok(Ok(answer)) => {
@@ -251,6 +301,7 @@ pub(crate) async fn worker(
 async fn exchange(
     sender: &mut Option<SendRequest<Full<Bytes>>>,
     target: &Target,
+    sources: &Sources,
     request: Request<Full<Bytes>>,
     stats: &mut WorkerStats,
 ) -> Result<Answer, Failure> {
@@ -260,7 +311,9 @@ async fn exchange(
     let open = match sender {
         Some(open) => open,
         None => {
-            let opened = connect(target).await.map_err(|_| Failure::Connect)?;
+            let opened = connect(target, sources.next_source())
+                .await
+                .map_err(|_| Failure::Connect)?;
             stats.connections += 1;
             sender.insert(opened)
         }
@@ -285,8 +338,18 @@ async fn exchange(
     })
 }
 
-async fn connect(target: &Target) -> io::Result<SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(target.addr).await?;
+async fn connect(
+    target: &Target,
+    source: Option<Ipv4Addr>,
+) -> io::Result<SendRequest<Full<Bytes>>> {
+    let stream = match (source, target.addr) {
+        (Some(ip), SocketAddr::V4(_)) => {
+            let socket = TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::from((ip, 0)))?;
+            socket.connect(target.addr).await?
+        }
+        _ => TcpStream::connect(target.addr).await?,
+    };
     stream.set_nodelay(true)?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -338,6 +401,28 @@ mod tests {
             flip_last_hex_digit(&mut signature);
             assert_eq!(signature, bad);
         }
+    }
+
+    #[test]
+    fn source_addresses_cycle_within_loopback() {
+        let sources = Sources::new(3, 0);
+        let seen: Vec<_> = (0..4).filter_map(|_| sources.next_source()).collect();
+        let expected = [
+            [127, 1, 0, 0],
+            [127, 1, 0, 1],
+            [127, 1, 0, 2],
+            [127, 1, 0, 0],
+        ]
+        .map(Ipv4Addr::from)
+        .to_vec();
+        assert_eq!(seen, expected);
+        assert_eq!(Sources::new(0, 5).next_source(), None);
+        let widest = Sources::new(u32::MAX, 0);
+        widest.next.store(Sources::MAX_COUNT - 1, Ordering::Relaxed);
+        assert_eq!(
+            widest.next_source(),
+            Some(Ipv4Addr::new(127, 255, 255, 255))
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::Parser;
 
-use crate::load::{Budget, Scheme, Template, WorkerStats};
+use crate::load::{Budget, Scheme, Sources, Template, WorkerStats};
 use crate::stats::Latency;
 
 /// Load-tests a webhook receiver on loopback with signed deliveries.
@@ -71,6 +71,13 @@ struct Args {
     /// Runtime threads for the generator [default: the number of CPUs].
     #[arg(long)]
     threads: Option<usize>,
+    /// Open connections from this many distinct loopback addresses (127.1.0.0 and up), each new
+    /// connection from the next one, so that the server sees that many clients; IPv4 targets only.
+    #[arg(long, default_value_t = 0)]
+    source_ips: u32,
+    /// Close each connection after this many requests and open the next (0: keep it).
+    #[arg(long, default_value_t = 0)]
+    requests_per_connection: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -198,6 +205,7 @@ async fn run(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
         ^ (u64::from(self_pid) << 32);
+    let sources = Arc::new(Sources::new(args.source_ips, args.requests_per_connection));
     let workers: Vec<_> = (0..args.connections)
         .map(|i| {
             let worker_seed = seed.wrapping_add((i as u64).wrapping_mul(0xA076_1D64_78BD_642F));
@@ -207,6 +215,7 @@ async fn run(
                 Arc::clone(&targets[which]),
                 Arc::clone(&templates[which]),
                 Arc::clone(&budget),
+                Arc::clone(&sources),
                 args.timeout,
                 worker_seed,
             ))

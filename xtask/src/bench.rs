@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256};
 
 use crate::{capture, cargo, exec, workspace_root};
 
+mod costs;
+mod deliver;
+
 const USAGE: &str = "\
 usage: cargo xtask bench [OPTIONS]
 
@@ -27,9 +30,17 @@ Builds the release binaries, then load-tests clawlet-webhookd on 127.0.0.1 and, 
 /usr/bin/webhook is installed, the Go webhook server with an equivalent hook.
 
 options:
-  --scenario NAME    compare (default): memory, sqlite and wrong-signature runs, alternating
-                       with webhook rounds, and the ratios of requests/s
-                     sizes: 1 KB, 64 KB, 1 MB and 25 MB bodies; cost per KB and peak RSS
+  --scenario NAME    compare (default): the ceilings (clawlet-ceiling: axum, the same HMAC
+                       check, then an in-memory channel or a group-committed fdatasync append),
+                       the daemon on memory and sqlite, webhook, and wrong signatures, in
+                       alternating rounds, with every ratio
+                     deliver: intake with a fast HTTP agent and with an exec agent attached,
+                       against none, and how fast and how completely events reach the agent
+                     sizes: 1 KB, 8 KB, 64 KB, 1 MB and 25 MB bodies; CPU per request, peak RSS
+                     connections: p99 at 64, 256 and 1024 connections, daemon and ceilings
+                     stored: /health and `events list --limit 50` with --events stored events
+                     clients: peak RSS with 10,000 distinct client addresses against one
+                     costs: sizes, connections, stored and clients
                      overload: 4x the connections, a small queue and a slow agent; expect
                        fast 503 with Retry-After and bounded memory
                      slow-agent: latency with an agent that sleeps 1 s, against none
@@ -41,8 +52,11 @@ options:
                        cluster, stream of three replicas
   --duration SECS    length of each run (default 10)
   --connections N    concurrent keep-alive connections (default 64)
-  --rounds N         compare: how many times to alternate the runs (default 1)
-  --no-build         use the release binaries already built";
+  --rounds N         compare, deliver: how many times to alternate the runs (default 1)
+  --events N         stored: how many events the journal holds (default 1000000)
+  --profile NAME     cargo profile to build and run (default release; `bench` keeps symbols
+                       for perf, and builds into target/release as cargo does)
+  --no-build         use the binaries already built";
 
 /// The shared secret both servers verify with; a benchmark secret, not a real one.
 const SECRET: &str = "clawlet-bench-secret";
@@ -63,7 +77,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             cargo()
                 .args([
                     "build",
-                    "--release",
+                    "--profile",
+                    &options.profile,
                     "-p",
                     "clawlet-webhookd",
                     "-p",
@@ -74,18 +89,24 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     let target_dir =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let release = target_dir.join("release");
+    let release = target_dir.join(profile_dir(&options.profile));
     let work = WorkDir::create()?;
     let bench = Bench {
         daemon: release.join("clawlet-webhookd"),
         loadgen: release.join("clawlet-loadgen"),
         natsbench: release.join("clawlet-natsbench"),
+        ceiling: release.join("clawlet-ceiling"),
         webhook: find_webhook(),
         push_body: root.join("testdata/payloads/github_push.json"),
         work: work.path.clone(),
         options,
     };
-    for binary in [&bench.daemon, &bench.loadgen, &bench.natsbench] {
+    for binary in [
+        &bench.daemon,
+        &bench.loadgen,
+        &bench.natsbench,
+        &bench.ceiling,
+    ] {
         if !binary.exists() {
             bail!("{} is missing: run without --no-build", binary.display());
         }
@@ -100,6 +121,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         let section = match scenario {
             Scenario::Compare => compare(&bench)?,
             Scenario::Sizes => sizes(&bench)?,
+            Scenario::Deliver => deliver::deliver(&bench)?,
+            Scenario::Connections => costs::connections(&bench)?,
+            Scenario::Stored => costs::stored(&bench)?,
+            Scenario::Clients => costs::clients(&bench)?,
             Scenario::Overload => overload(&bench)?,
             Scenario::SlowAgent => slow_agent(&bench)?,
             Scenario::Nats => nats(&bench)?,
@@ -113,7 +138,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scenario {
     Compare,
+    Deliver,
     Sizes,
+    Connections,
+    Stored,
+    Clients,
     Overload,
     SlowAgent,
     Nats,
@@ -126,6 +155,8 @@ struct Options {
     duration: u64,
     connections: u32,
     rounds: u32,
+    events: u64,
+    profile: String,
     build: bool,
 }
 
@@ -137,6 +168,8 @@ impl Options {
             duration: 10,
             connections: 64,
             rounds: 1,
+            events: 1_000_000,
+            profile: "release".to_owned(),
             build: true,
         };
         let mut args = args.iter();
@@ -152,15 +185,29 @@ impl Options {
                     options.scenarios = match value()?.as_str() {
                         "compare" => vec![Scenario::Compare],
                         "sizes" => vec![Scenario::Sizes],
+                        "deliver" => vec![Scenario::Deliver],
+                        "connections" => vec![Scenario::Connections],
+                        "stored" => vec![Scenario::Stored],
+                        "clients" => vec![Scenario::Clients],
+                        "costs" => vec![
+                            Scenario::Sizes,
+                            Scenario::Connections,
+                            Scenario::Stored,
+                            Scenario::Clients,
+                        ],
                         "overload" => vec![Scenario::Overload],
                         "slow-agent" => vec![Scenario::SlowAgent],
                         "nats" => vec![Scenario::Nats],
                         "nats-cluster" => vec![Scenario::NatsCluster],
                         "all" => vec![
                             Scenario::Compare,
+                            Scenario::Deliver,
                             Scenario::SlowAgent,
                             Scenario::Overload,
                             Scenario::Sizes,
+                            Scenario::Connections,
+                            Scenario::Stored,
+                            Scenario::Clients,
                         ],
                         other => bail!("unknown scenario {other:?}\n\n{USAGE}"),
                     }
@@ -168,6 +215,8 @@ impl Options {
                 "--duration" => options.duration = parse_positive(flag, value()?)?,
                 "--connections" => options.connections = parse_positive(flag, value()?)?,
                 "--rounds" => options.rounds = parse_positive(flag, value()?)?,
+                "--events" => options.events = parse_positive(flag, value()?)?,
+                "--profile" => options.profile.clone_from(value()?),
                 other => bail!("unknown option {other:?}\n\n{USAGE}"),
             }
         }
@@ -185,13 +234,25 @@ fn parse_positive<T: std::str::FromStr + Default + PartialEq>(flag: &str, text: 
     }
 }
 
+/// The folder under the target directory where cargo puts a profile's binaries: `bench`
+/// builds into `release` and `test` into `debug`, as their parents do.
+fn profile_dir(profile: &str) -> &str {
+    match profile {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        other => other,
+    }
+}
+
 /// Paths and options shared by every run.
 #[derive(Debug)]
 struct Bench {
     daemon: PathBuf,
     loadgen: PathBuf,
-    /// The JetStream side of the nats scenarios.
+    /// The JetStream side of the nats scenarios, and the fast HTTP agent.
     natsbench: PathBuf,
+    /// The bare receiver the daemon is measured against.
+    ceiling: PathBuf,
     webhook: Option<PathBuf>,
     push_body: PathBuf,
     work: PathBuf,
@@ -202,44 +263,48 @@ struct Bench {
 // Scenarios
 
 fn compare(bench: &Bench) -> Result<String> {
-    let conns = bench.options.connections;
-    let push = bench.push_body.clone();
+    let signed = Load::signed(bench.options.connections, &bench.push_body);
+    let wrong = signed.clone().bad_signature();
     let mut rows = Vec::new();
+    let mut load_averages = Vec::new();
     for round in 1..=bench.options.rounds {
-        // Each of our cases is followed by webhook under the same load, so the two alternate and
-        // drift in the machine's load hits both alike.
-        let ours = [
-            (Backend::Memory, Load::signed(conns, &push), "memory"),
-            (Backend::Sqlite, Load::signed(conns, &push), "sqlite"),
-            (
-                Backend::Memory,
-                Load::signed(conns, &push).bad_signature(),
-                "wrong signature",
-            ),
+        // Each case runs next to its ceiling, and the incumbent follows, so that drift in the
+        // machine's load hits every server of a round alike.
+        let mut runs = vec![
+            (Server::Ceiling(CeilingMode::Memory), &signed, "memory"),
+            (Server::ours(Backend::Memory), &signed, "memory"),
+            (Server::Ceiling(CeilingMode::Durable), &signed, "durable"),
+            (Server::ours(Backend::Sqlite), &signed, "sqlite"),
         ];
-        let mut runs = Vec::new();
-        for (backend, load, case) in ours {
-            if bench.webhook.is_some() {
-                let theirs = if case == "wrong signature" {
-                    case
-                } else {
-                    "hook, no command"
-                };
-                runs.push((Server::ours(backend), load.clone(), case));
-                runs.push((Server::Webhook, load, theirs));
-            } else {
-                runs.push((Server::ours(backend), load, case));
-            }
+        if bench.webhook.is_some() {
+            runs.push((Server::Webhook, &signed, "hook, no command"));
+        }
+        runs.push((Server::ours(Backend::Memory), &wrong, "wrong signature"));
+        if bench.webhook.is_some() {
+            runs.push((Server::Webhook, &wrong, "wrong signature"));
         }
         for (server, load, case) in runs {
             rows.push(Row {
                 round,
-                ..measure(bench, &server, &load, case)?
+                ..measure(bench, &server, load, case)?
             });
         }
+        load_averages.push(format!("{round}: {}", load_average()));
     }
-    let mut out = String::from("### Throughput: signed 7.3 KB push deliveries\n\n");
+    let mut out = String::from(
+        "### Throughput against the ceilings: signed 7.3 KB push deliveries\n\n\
+         `clawlet-ceiling` is the floor of the work: the daemon's HTTP stack (axum, hyper, tokio), \
+         allocator (mimalloc) and signature check (`clawlet_verify::github::verify`), then only \
+         a hand-off: an in-memory channel (`memory`), or an append to a flat file by one writer \
+         thread that commits what is queued with one `fdatasync` and answers each request after \
+         the sync that covers it (`durable`).\n\n",
+    );
     table(&mut out, &rows);
+    let _ = writeln!(
+        out,
+        "Load average after each round: {}.\n",
+        load_averages.join("; ")
+    );
     ratios(&mut out, &rows);
     Ok(out)
 }
@@ -247,8 +312,9 @@ fn compare(bench: &Bench) -> Result<String> {
 fn sizes(bench: &Bench) -> Result<String> {
     const KIB: usize = 1024;
     // Fewer connections for bigger bodies, so that peak RSS says what one delivery costs.
-    let cases: [(usize, u32, u64); 4] = [
+    let cases: [(usize, u32, u64); 5] = [
         (KIB, 64, 1_000_000),
+        (8 * KIB, 64, 1_000_000),
         (64 * KIB, 16, 100_000),
         (KIB * KIB, 4, 2_000),
         (25 * KIB * KIB, 1, 40),
@@ -629,6 +695,13 @@ struct OursConfig {
     max_pending: Option<u32>,
     /// An exec agent that sleeps this many seconds per event.
     agent_sleep: Option<u32>,
+    /// An exec agent running this program (no arguments) at this concurrency, every event
+    /// routed to it.
+    exec_agent: Option<(String, u32)>,
+    /// The per-client rate limit turned on, this many requests a minute.
+    rate_limit: Option<u64>,
+    /// The journal file, instead of a fresh one in the run's directory.
+    journal: Option<PathBuf>,
     /// Run with the allocator setting of deploy/clawlet-webhookd.service.
     deploy_allocator: bool,
 }
@@ -643,6 +716,9 @@ impl OursConfig {
             http_agent: None,
             max_pending: None,
             agent_sleep: None,
+            exec_agent: None,
+            rate_limit: None,
+            journal: None,
             deploy_allocator: false,
         }
     }
@@ -669,6 +745,25 @@ enum Server {
     Ours(OursConfig),
     /// The Go `webhook` server with a `payload-hmac-sha256` rule and no command.
     Webhook,
+    /// `clawlet-ceiling`: the daemon's HTTP stack and signature check, and only a hand-off.
+    Ceiling(CeilingMode),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CeilingMode {
+    /// Into an in-memory channel.
+    Memory,
+    /// Appended to a flat file, acknowledged after the `fdatasync` that covers it.
+    Durable,
+}
+
+impl CeilingMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Durable => "durable",
+        }
+    }
 }
 
 impl Server {
@@ -680,6 +775,7 @@ impl Server {
         match self {
             Self::Ours(_) => "clawlet-webhookd".to_owned(),
             Self::Webhook => "webhook (Go)".to_owned(),
+            Self::Ceiling(_) => "clawlet-ceiling".to_owned(),
         }
     }
 }
@@ -689,6 +785,8 @@ struct Running {
     child: Child,
     url: String,
     log: PathBuf,
+    /// The loopback port it listens on.
+    port: u16,
 }
 
 impl Running {
@@ -771,6 +869,18 @@ fn start(bench: &Bench, server: &Server, run_id: usize) -> Result<Running> {
                 "/",
             )
         }
+        Server::Ceiling(mode) => {
+            let mut command = Command::new(&bench.ceiling);
+            command
+                .args(["--port", &port.to_string(), "--secret", SECRET])
+                .args(["--mode", mode.as_str(), "--file"])
+                .arg(bench.work.join(format!("ceiling-{run_id}.bin")));
+            (
+                command,
+                format!("http://127.0.0.1:{port}/webhook/github"),
+                "/health",
+            )
+        }
     };
     let child = command
         .stdin(Stdio::null())
@@ -778,7 +888,12 @@ fn start(bench: &Bench, server: &Server, run_id: usize) -> Result<Running> {
         .stderr(log_file)
         .spawn()
         .with_context(|| format!("starting {command:?}"))?;
-    let mut running = Running { child, url, log };
+    let mut running = Running {
+        child,
+        url,
+        log,
+        port,
+    };
     wait_ready(&mut running, port, ready_path)?;
     Ok(running)
 }
@@ -822,6 +937,25 @@ fn http_get_status(port: u16, path: &str) -> std::io::Result<u16> {
         .ok()
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| std::io::Error::other("not an HTTP status line"))
+}
+
+/// The body of a plain `GET` (a length-delimited answer, as the daemon gives), spoken by hand.
+fn http_get_body(port: u16, path: &str) -> std::io::Result<String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    match answer.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_owned()),
+        _ => Err(std::io::Error::other(format!(
+            "GET {path}: not a 200 answer"
+        ))),
+    }
 }
 
 const NATS_SERVER: &str = "/usr/sbin/nats-server";
@@ -886,6 +1020,7 @@ impl NatsNodes {
                 child,
                 url: format!("nats://127.0.0.1:{}", clients[i]),
                 log,
+                port: clients[i],
             });
         }
         let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
@@ -926,6 +1061,7 @@ impl Sink {
             child,
             url: url.clone(),
             log,
+            port,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -959,14 +1095,19 @@ fn ours_config(config: &OursConfig, port: u16, dir: &Path) -> String {
         (None, Backend::Memory) => "memory",
         (None, Backend::Sqlite) => "sqlite",
     };
-    let journal = dir.join("journal.sqlite");
+    let journal = config
+        .journal
+        .clone()
+        .unwrap_or_else(|| dir.join("journal.sqlite"));
     let mut yaml = format!(
         "webhooks:
   enabled: true
   host: 127.0.0.1
   port: {port}
   rate_limit:
-    enabled: false
+    enabled: {}
+    max_requests: {}
+    window_seconds: 60
   logging:
     enabled: false
     level: WARNING
@@ -978,6 +1119,8 @@ fn ours_config(config: &OursConfig, port: u16, dir: &Path) -> String {
     backend: {backend}
     path: \"{}\"
 ",
+        config.rate_limit.is_some(),
+        config.rate_limit.unwrap_or(100),
         journal.display()
     );
     if let Some(max_pending) = config.max_pending {
@@ -1004,6 +1147,19 @@ fn ours_config(config: &OursConfig, port: u16, dir: &Path) -> String {
       concurrency: {concurrency}
   routes:
     - agent: fast
+"
+        );
+    }
+    if let Some((program, concurrency)) = &config.exec_agent {
+        let _ = write!(
+            yaml,
+            "  agents:
+    exec:
+      kind: exec
+      command: [\"{program}\"]
+      concurrency: {concurrency}
+  routes:
+    - agent: exec
 "
         );
     }
@@ -1051,6 +1207,12 @@ struct Load {
     body: PathBuf,
     bad_signature: bool,
     max_requests: Option<u64>,
+    /// Seconds, instead of `--duration`.
+    duration: Option<u64>,
+    /// Distinct source addresses (`clawlet-loadgen --source-ips`), 0 for one.
+    source_ips: u32,
+    /// Requests per connection before the next is opened, 0 for no limit.
+    per_connection: u64,
 }
 
 impl Load {
@@ -1060,6 +1222,9 @@ impl Load {
             body: body.to_owned(),
             bad_signature: false,
             max_requests: None,
+            duration: None,
+            source_ips: 0,
+            per_connection: 0,
         }
     }
 
@@ -1109,10 +1274,10 @@ fn load_run(
     case: &str,
     name: &str,
 ) -> Result<Row> {
+    let duration = load.duration.unwrap_or(bench.options.duration);
     eprintln!(
-        "==> {name}, {case}: {} connections, {} s, body {}",
+        "==> {name}, {case}: {} connections, {duration} s, body {}",
         load.connections,
-        bench.options.duration,
         load.body.display(),
     );
     let mut command = Command::new(&bench.loadgen);
@@ -1124,7 +1289,7 @@ fn load_run(
         .arg("--body")
         .arg(&load.body)
         .args(["--connections", &load.connections.to_string()])
-        .args(["--duration", &format!("{}s", bench.options.duration)])
+        .args(["--duration", &format!("{duration}s")])
         // One generator thread: on the 2-core machines here a second one mostly added context
         // switches (16-17 µs of generator CPU per request rather than 11.5-13.5, side by side),
         // taken from whichever server is measured.
@@ -1137,6 +1302,15 @@ fn load_run(
     }
     if load.bad_signature {
         command.arg("--bad-signature");
+    }
+    if load.source_ips > 0 {
+        command.args(["--source-ips", &load.source_ips.to_string()]);
+    }
+    if load.per_connection > 0 {
+        command.args([
+            "--requests-per-connection",
+            &load.per_connection.to_string(),
+        ]);
     }
     let output = capture(&mut command);
     let json = output.with_context(|| {
@@ -1176,6 +1350,8 @@ struct Measured {
     client_cpu_us_per_request: Option<f64>,
     peak_rss_kib: Option<u64>,
     answered: u64,
+    /// Answers with a 2xx status.
+    ok: u64,
     statuses: String,
     retry_after: u64,
     errors: u64,
@@ -1210,6 +1386,7 @@ impl Measured {
             client_cpu_us_per_request: number("client_cpu_us_per_request")?,
             peak_rss_kib: number("server_peak_rss_kib")?.map(whole),
             answered: whole(required("answered")?),
+            ok: whole(required("status_2xx")?),
             statuses: statuses
                 .trim_matches(['{', '}'])
                 .replace('"', "")
@@ -1278,10 +1455,7 @@ fn write_header(out: &mut String, bench: &Bench, args: &[String]) -> Result<()> 
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     // The machine may be shared: say how busy it was, since every figure depends on it.
-    let loadavg = fs::read_to_string("/proc/loadavg").map_or_else(
-        |_| "unknown".to_owned(),
-        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-    );
+    let loadavg = load_average();
     let webhook = match &bench.webhook {
         Some(path) => capture(Command::new(path).arg("-version")).map_or_else(
             |_| "webhook (version unknown)".to_owned(),
@@ -1332,40 +1506,196 @@ fn table(out: &mut String, rows: &[Row]) {
     out.push('\n');
 }
 
-/// Mean requests/s of ours per case over that of the incumbent's accepted runs.
-fn ratios(out: &mut String, rows: &[Row]) {
-    let mean_rps = |server: &str, case: &str| {
-        let picked: Vec<f64> = rows
-            .iter()
-            .filter(|r| r.server.starts_with(server) && r.case == case)
-            .map(|r| r.measured.rps)
-            .collect();
-        (!picked.is_empty()).then(|| picked.iter().sum::<f64>() / picked.len() as f64)
-    };
-    let Some(incumbent) = mean_rps("webhook", "hook, no command") else {
-        return;
-    };
-    for (case, target) in [("memory", 6.0), ("sqlite", 3.0)] {
-        if let Some(ours) = mean_rps("clawlet", case) {
-            let ratio = ours / incumbent;
-            let verdict = if ratio >= target { "meets" } else { "misses" };
-            let _ = writeln!(
-                out,
-                "- `{case}` / webhook: **{ratio:.2}x** requests/s ({ours:.0} vs {incumbent:.0}; target {target}x: {verdict})"
-            );
-        }
+/// The figures of one server and case in each round, in round order.
+fn per_round<'a>(rows: &'a [Row], server: &str, case: &str) -> Vec<(u32, &'a Measured)> {
+    rows.iter()
+        .filter(|r| r.server.starts_with(server) && r.case == case)
+        .map(|r| (r.round, &r.measured))
+        .collect()
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some(f64::midpoint(sorted[n / 2 - 1], sorted[n / 2])),
     }
-    if let (Some(ours), Some(theirs)) = (
-        mean_rps("clawlet", "wrong signature"),
-        mean_rps("webhook", "wrong signature"),
-    ) {
+}
+
+/// One line of the verdict table: a measure, its value in each round, the median, the target.
+struct Verdict {
+    measure: &'static str,
+    values: Vec<f64>,
+    decimals: usize,
+    /// The bound and whether a value must be at least (true) or at most (false) it.
+    target: Option<(f64, bool)>,
+}
+
+impl Verdict {
+    fn write(&self, out: &mut String) {
+        let Some(median) = median(&self.values) else {
+            return;
+        };
+        let d = self.decimals;
+        let each: Vec<String> = self.values.iter().map(|v| format!("{v:.d$}")).collect();
+        let (target, verdict) = match self.target {
+            Some((bound, at_least)) => {
+                let met = if at_least {
+                    median >= bound
+                } else {
+                    median <= bound
+                };
+                let sign = if at_least { "≥" } else { "≤" };
+                (
+                    format!("{sign} {bound}"),
+                    if met { "met" } else { "missed" },
+                )
+            }
+            None => (String::new(), ""),
+        };
         let _ = writeln!(
             out,
-            "- wrong signature, ours / webhook: **{:.2}x** requests/s",
-            ours / theirs
+            "| {} | **{median:.d$}** | {} | {target} | {verdict} |",
+            self.measure,
+            each.join(" / ")
         );
     }
+}
+
+/// Ratios of requests/s and the per-request targets, each as a median over the rounds of
+/// side-by-side runs (a ratio is taken within a round, then the median of those is shown).
+fn ratios(out: &mut String, rows: &[Row]) {
+    let rps_ratio = |(server, case): (&str, &str), (base_server, base_case): (&str, &str)| {
+        let base = per_round(rows, base_server, base_case);
+        per_round(rows, server, case)
+            .into_iter()
+            .filter_map(|(round, m)| {
+                let b = base.iter().find(|(r, _)| *r == round)?.1;
+                (b.rps > 0.0).then(|| m.rps / b.rps)
+            })
+            .collect::<Vec<f64>>()
+    };
+    let field = |server: &str, case: &str, pick: fn(&Measured) -> Option<f64>| {
+        per_round(rows, server, case)
+            .into_iter()
+            .filter_map(|(_, m)| pick(m))
+            .collect::<Vec<f64>>()
+    };
+    let p99 = |m: &Measured| Some(f64::from(m.p99_us) / 1000.0);
+    let cpu = |m: &Measured| m.cpu_us_per_request;
+    let rps = |m: &Measured| Some(m.rps);
+    let ours = "clawlet-webhookd";
+    let ceiling = "clawlet-ceiling";
+    let webhook = ("webhook", "hook, no command");
+    let verdicts = [
+        Verdict {
+            measure: "sqlite req/s / durable ceiling",
+            values: rps_ratio((ours, "sqlite"), (ceiling, "durable")),
+            decimals: 2,
+            target: Some((0.75, true)),
+        },
+        Verdict {
+            measure: "memory req/s / memory ceiling",
+            values: rps_ratio((ours, "memory"), (ceiling, "memory")),
+            decimals: 2,
+            target: Some((0.85, true)),
+        },
+        Verdict {
+            measure: "sqlite p99 ms (64 connections)",
+            values: field(ours, "sqlite", p99),
+            decimals: 2,
+            target: Some((10.0, false)),
+        },
+        Verdict {
+            measure: "sqlite server CPU µs/request",
+            values: field(ours, "sqlite", cpu),
+            decimals: 1,
+            target: Some((35.0, false)),
+        },
+        Verdict {
+            measure: "memory server CPU µs/request",
+            values: field(ours, "memory", cpu),
+            decimals: 1,
+            target: Some((20.0, false)),
+        },
+        Verdict {
+            measure: "sqlite req/s / webhook",
+            values: rps_ratio((ours, "sqlite"), webhook),
+            decimals: 2,
+            target: Some((3.0, true)),
+        },
+        Verdict {
+            measure: "memory req/s / webhook",
+            values: rps_ratio((ours, "memory"), webhook),
+            decimals: 2,
+            target: Some((6.0, true)),
+        },
+        Verdict {
+            measure: "durable ceiling req/s / webhook",
+            values: rps_ratio((ceiling, "durable"), webhook),
+            decimals: 2,
+            target: None,
+        },
+        Verdict {
+            measure: "memory ceiling req/s / webhook",
+            values: rps_ratio((ceiling, "memory"), webhook),
+            decimals: 2,
+            target: None,
+        },
+        Verdict {
+            measure: "wrong signature req/s, ours / webhook",
+            values: rps_ratio((ours, "wrong signature"), ("webhook", "wrong signature")),
+            decimals: 2,
+            target: None,
+        },
+        Verdict {
+            measure: "durable ceiling p99 ms",
+            values: field(ceiling, "durable", p99),
+            decimals: 2,
+            target: None,
+        },
+        Verdict {
+            measure: "durable ceiling server CPU µs/request",
+            values: field(ceiling, "durable", cpu),
+            decimals: 1,
+            target: None,
+        },
+        Verdict {
+            measure: "memory ceiling server CPU µs/request",
+            values: field(ceiling, "memory", cpu),
+            decimals: 1,
+            target: None,
+        },
+        Verdict {
+            measure: "sqlite req/s",
+            values: field(ours, "sqlite", rps),
+            decimals: 0,
+            target: None,
+        },
+        Verdict {
+            measure: "memory req/s",
+            values: field(ours, "memory", rps),
+            decimals: 0,
+            target: None,
+        },
+    ];
+    out.push_str("| measure | median | each round | target | |\n|---|--:|---|---|---|\n");
+    for verdict in &verdicts {
+        verdict.write(out);
+    }
     out.push('\n');
+}
+
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".to_owned(),
+        |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
 }
 
 fn opt(value: Option<f64>, decimals: usize) -> String {
@@ -1466,8 +1796,33 @@ mod tests {
     }
 
     #[test]
+    fn profiles_build_into_their_cargo_folders() {
+        for (profile, folder) in [
+            ("release", "release"),
+            ("bench", "release"),
+            ("dev", "debug"),
+            ("test", "debug"),
+            ("profiling", "profiling"),
+        ] {
+            assert_eq!(profile_dir(profile), folder, "{profile}");
+        }
+    }
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        let check = |values: &[f64], expected: Option<f64>| {
+            assert_eq!(median(values), expected, "{values:?}");
+        };
+        check(&[], None);
+        check(&[3.0], Some(3.0));
+        check(&[5.0, 1.0, 3.0], Some(3.0));
+        check(&[4.0, 1.0, 3.0, 2.0], Some(2.5));
+        check(&[f64::NAN, 2.0], Some(2.0));
+    }
+
+    #[test]
     fn loadgen_json_is_read_by_key() {
-        let json = r#"{"answered":10,"connect_errors":0,"io_errors":1,"latency_us":{"max":900,"mean":5,"p50":3,"p90":4,"p99":800,"p999":850},"retry_after":2,"rps":1234.5,"server_cpu_us":100,"server_cpu_us_per_request":10.0,"client_cpu_us_per_request":null,"server_peak_rss_kib":null,"statuses":{"200":8,"503":2},"timeouts":0,"unfinished":0}"#;
+        let json = r#"{"answered":10,"status_2xx":8,"connect_errors":0,"io_errors":1,"latency_us":{"max":900,"mean":5,"p50":3,"p90":4,"p99":800,"p999":850},"retry_after":2,"rps":1234.5,"server_cpu_us":100,"server_cpu_us_per_request":10.0,"client_cpu_us_per_request":null,"server_peak_rss_kib":null,"statuses":{"200":8,"503":2},"timeouts":0,"unfinished":0}"#;
         let measured = Measured::from_json(json).ok();
         let expected = Measured {
             rps: 1234.5,
@@ -1478,6 +1833,7 @@ mod tests {
             client_cpu_us_per_request: None,
             peak_rss_kib: None,
             answered: 10,
+            ok: 8,
             statuses: "200:8, 503:2".to_owned(),
             retry_after: 2,
             errors: 1,
@@ -1499,11 +1855,20 @@ mod tests {
         for (name, scenario) in [
             ("nats", Scenario::Nats),
             ("nats-cluster", Scenario::NatsCluster),
+            ("deliver", Scenario::Deliver),
+            ("connections", Scenario::Connections),
+            ("stored", Scenario::Stored),
+            ("clients", Scenario::Clients),
         ] {
             let args = ["--scenario".to_owned(), name.to_owned()];
             let options = Options::parse(&args).ok().flatten();
             assert!(options.is_some_and(|o| o.scenarios == [scenario]), "{name}");
         }
+        let args: Vec<String> = ["--events", "5000", "--profile", "bench"]
+            .map(String::from)
+            .to_vec();
+        let options = Options::parse(&args).ok().flatten();
+        assert!(options.is_some_and(|o| o.events == 5000 && o.profile == "bench"));
         assert!(Options::parse(&["--duration".to_owned(), "0".to_owned()]).is_err());
         assert!(Options::parse(&["--bogus".to_owned()]).is_err());
         assert!(matches!(Options::parse(&["--help".to_owned()]), Ok(None)));
