@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::harness::{Daemon, send};
+use crate::harness::{Daemon, StreamGuard, nats_url, send, stream_name};
 use crate::providers::GITHUB_SECRET;
 
 const TOKEN: &str = "e2e-console-api-token-4471";
 /// How long anything the daemon does in the background may take (a bound).
 const BOUND: Duration = Duration::from_secs(20);
 
-fn config() -> String {
+/// The daemon's configuration around a `queue:` block (its lines indented by four spaces).
+fn config(queue: &str) -> String {
     format!(
         r#"webhooks:
   host: 127.0.0.1
@@ -21,8 +22,7 @@ fn config() -> String {
   rate_limit:
     enabled: false
   queue:
-    backend: sqlite
-    path: "{{dir}}/journal.db"
+{queue}
   admin:
     enabled: true
     host: 127.0.0.1
@@ -70,7 +70,29 @@ fn deliver(daemon: &Daemon, event: &str, delivery_id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_api_through_the_binary() {
-    let daemon = Daemon::start_with_env(&config(), &[("CLAWLET_ADMIN_TOKEN", TOKEN)]);
+    exercise(&config(
+        "    backend: sqlite\n    path: \"{dir}/journal.db\"",
+    ))
+    .await;
+}
+
+/// The same API on a JetStream stream: the console reads it through the bus's NATS admin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_api_through_the_binary_on_nats() {
+    let Some(nats) = nats_url() else { return };
+    let stream = stream_name("console");
+    let _cleanup = StreamGuard {
+        url: nats.clone(),
+        stream: stream.clone(),
+    };
+    exercise(&config(&format!(
+        "    backend: nats\n    nats:\n      url: \"{nats}\"\n      stream: \"{stream}\""
+    )))
+    .await;
+}
+
+async fn exercise(config: &str) {
+    let daemon = Daemon::start_with_env(config, &[("CLAWLET_ADMIN_TOKEN", TOKEN)]);
     let base = console_url(&daemon);
     assert_ne!(
         base,
