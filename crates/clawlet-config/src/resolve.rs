@@ -837,10 +837,9 @@ fn resolve_handler(cx: &mut Ctx<'_>, name: &str, raw: &RawHandler) -> Handler {
         verify,
         events: raw.events.clone(),
         response_type,
-        // Linear's own SDK allows a minute; every other sender five.
         tolerance_seconds: raw
             .tolerance_seconds
-            .unwrap_or(if kind == HandlerKind::Linear { 60 } else { 300 }),
+            .unwrap_or(kind.default_tolerance_seconds()),
         allow_legacy_sha1: raw.allow_legacy_sha1,
         signature_header: raw.signature_header.clone(),
         algorithm,

@@ -230,8 +230,8 @@ pub struct Handler {
     pub events: Vec<String>,
     /// Body of the answer (default json).
     pub response_type: ResponseType,
-    /// Largest age of a signed timestamp in seconds, Stripe and Standard Webhooks (default 300; 0
-    /// disables the check).
+    /// Largest age (and lead) of a signed timestamp in seconds, for every kind whose sender signs
+    /// one (default [`HandlerKind::default_tolerance_seconds`]; 0 disables the check).
     pub tolerance_seconds: u64,
     /// GitHub: also accept legacy `X-Hub-Signature: sha1=` (default false).
     pub allow_legacy_sha1: bool,
@@ -488,6 +488,19 @@ impl HandlerKind {
             Self::Dropbox => "dropbox",
             Self::Discord => "discord",
             Self::Sendgrid => "sendgrid",
+        }
+    }
+
+    /// The `tolerance_seconds` a handler of this kind gets when it sets none: the window the
+    /// sender's own SDK allows (Linear a minute, Paddle five seconds, Calendly three minutes),
+    /// five minutes elsewhere. The daemon checks that these match its presets.
+    #[must_use]
+    pub fn default_tolerance_seconds(self) -> u64 {
+        match self {
+            Self::Linear => 60,
+            Self::Paddle => 5,
+            Self::Calendly => 180,
+            _ => 300,
         }
     }
 

@@ -458,6 +458,20 @@ mod tests {
     }
 
     #[test]
+    fn a_handler_without_tolerance_seconds_keeps_its_senders_window() {
+        for kind in HandlerKind::ALL {
+            let Some(rule) =
+                presets::by_name(kind.name()).and_then(|p| p.scheme.timestamp.as_ref())
+            else {
+                continue;
+            };
+            let window = Some(Duration::from_secs(kind.default_tolerance_seconds()));
+            assert_eq!(rule.tolerance.past, window, "{}", kind.name());
+            assert_eq!(rule.tolerance.future, window, "{}", kind.name());
+        }
+    }
+
+    #[test]
     fn mailgun_dedups_on_its_one_time_token() {
         let layout = layout(HandlerKind::Mailgun).unwrap();
         assert_eq!(

@@ -44,7 +44,12 @@ fn every_kind_loads_with_the_keys_it_needs() {
         let h = &loaded.config.webhooks.handlers["h"];
         assert_eq!(h.kind, kind);
         assert!(h.verify, "{}", kind.name());
-        let tolerance = if kind == HandlerKind::Linear { 60 } else { 300 };
+        let tolerance = match kind {
+            HandlerKind::Linear => 60,
+            HandlerKind::Paddle => 5,
+            HandlerKind::Calendly => 180,
+            _ => 300,
+        };
         assert_eq!(h.tolerance_seconds, tolerance, "{}", kind.name());
         assert_eq!(HandlerKind::from_name(kind.name()), Some(kind));
     }
