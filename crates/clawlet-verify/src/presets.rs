@@ -132,7 +132,7 @@ const V0_TIMESTAMP_BODY: &[Part] = &[
     Part::Body,
 ];
 const TIMESTAMP_COLON_BODY: &[Part] = &[Part::Timestamp, Part::Literal(name(":")), Part::Body];
-const URL_FORM: &[Part] = &[Part::Url, Part::Form];
+const URL_FORM: &[Part] = &[Part::UrlEitherPort, Part::Form];
 const URL_BODY: &[Part] = &[Part::Url, Part::Body];
 const METHOD_URL_BODY_TIMESTAMP: &[Part] = &[Part::Method, Part::Url, Part::Body, Part::Timestamp];
 const TIMESTAMP_TOKEN: &[Part] = &[Part::Timestamp, Part::Json(name("/signature/token"))];
@@ -336,8 +336,9 @@ pub const PADDLE: Preset = plain(
     },
 );
 
-/// Twilio: `X-Twilio-Signature: <base64 HMAC-SHA1>` over the public URL followed by the sorted
-/// form parameters; a JSON body is covered by the URL's `bodySHA256` parameter instead.
+/// Twilio: `X-Twilio-Signature: <base64 HMAC-SHA1>` over the public URL (with or without its
+/// default port, as Twilio's validator accepts both) followed by the sorted form parameters; a
+/// JSON body is covered by the URL's `bodySHA256` parameter instead.
 /// `I-Twilio-Idempotency-Token` is the delivery id. Needs `public_url` and the `sha1` feature.
 pub const TWILIO: Preset = needing(
     plain(
@@ -386,7 +387,9 @@ pub const SQUARE: Preset = needing(
 );
 
 /// HubSpot v3: `X-HubSpot-Signature-v3: <base64>` over method, URL, body and
-/// `X-HubSpot-Request-Timestamp` (milliseconds), five minutes. Needs `public_url`.
+/// `X-HubSpot-Request-Timestamp` (milliseconds). Its library truncates the timestamp to the
+/// second and requires an age below five minutes, so exactly 300 s is already too old; the
+/// future, which it leaves open, is bounded by five minutes here. Needs `public_url`.
 pub const HUBSPOT: Preset = needing(
     plain(
         "hubspot",
@@ -399,7 +402,11 @@ pub const HUBSPOT: Preset = needing(
             ),
             payload: Template::from_parts(METHOD_URL_BODY_TIMESTAMP),
             algorithm: Algorithm::HmacSha256,
-            timestamp: ts_header("x-hubspot-request-timestamp", Unit::Millis, FIVE_MINUTES),
+            timestamp: ts_header(
+                "x-hubspot-request-timestamp",
+                Unit::MillisWholeSecondsExclusive,
+                FIVE_MINUTES,
+            ),
             id: None,
             event: Some(pointer("/0/subscriptionType")),
             token: None,

@@ -203,6 +203,9 @@ pub enum Unit {
     Seconds,
     /// Milliseconds since the Unix epoch.
     Millis,
+    /// Milliseconds since the Unix epoch, signed as written, but checked as HubSpot's library
+    /// does: truncated to its second, and an age equal to the past window is already too old.
+    MillisWholeSecondsExclusive,
 }
 
 /// A signed timestamp and how far from `now` it may be.
@@ -552,21 +555,91 @@ impl Verifier {
         let raw = scheme.read(&scheme.signature.location, request)?;
         let timestamp = scheme.read_timestamp(request, &raw)?;
         let candidates = Candidates::new(&scheme.signature, scheme.algorithm, &raw)?;
-        for (index, key) in self.keys.iter().enumerate() {
-            if scheme.matches(key, &candidates, request, timestamp)? {
+        let mut index = self.matching_key(&candidates, request, timestamp)?;
+        if index.is_none()
+            && scheme.payload.uses(|p| matches!(p, Part::UrlEitherPort))
+            && let Some(other) = request.url.and_then(other_default_port_form)
+        {
+            // Only a first miss pays for the second URL form.
+            let other_request = Request {
+                url: Some(&other),
+                ..*request
+            };
+            index = self.matching_key(&candidates, &other_request, timestamp)?;
+        }
+        match index {
+            Some(index) => {
                 scheme.check_body_hash(request)?;
                 let mut verified = Verified::new(index);
                 if let (Some(rule), Some(ts)) = (&scheme.timestamp, timestamp) {
                     let ts_ms = to_millis(ts, rule.unit);
-                    rule.tolerance.check_millis(ts_ms, now.into())?;
+                    rule.tolerance
+                        .check_millis(aged_from_millis(ts, rule.unit), now.into())?;
                     // Exact: an i64 of seconds or of milliseconds, in seconds.
                     let secs = i64::try_from(ts_ms.div_euclid(1000)).unwrap_or(ts);
                     verified = verified.with_timestamp(secs);
                 }
-                return Ok(verified);
+                Ok(verified)
+            }
+            None => Err(VerifyError::Mismatch),
+        }
+    }
+
+    /// The index of the first key whose signature `request` carries.
+    fn matching_key(
+        &self,
+        candidates: &Candidates<'_>,
+        request: &Request<'_>,
+        timestamp: Option<i64>,
+    ) -> Result<Option<usize>, VerifyError> {
+        for (index, key) in self.keys.iter().enumerate() {
+            if self.scheme.matches(key, candidates, request, timestamp)? {
+                return Ok(Some(index));
             }
         }
-        Err(VerifyError::Mismatch)
+        Ok(None)
+    }
+}
+
+/// `url` with its scheme's default port removed when it names it, or added when it names no
+/// port; `None` for another port, another scheme or no authority.
+fn other_default_port_form(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default = if scheme.eq_ignore_ascii_case("https") {
+        "443"
+    } else if scheme.eq_ignore_ascii_case("http") {
+        "80"
+    } else {
+        return None;
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = &authority[authority.rfind('@').map_or(0, |at| at + 1)..];
+    if host_port.is_empty() {
+        return None;
+    }
+    // Where the host and port end in `url`; a `:` inside `[…]` belongs to an IPv6 address.
+    let end = scheme.len() + 3 + authority.len();
+    let port = host_port
+        .rfind(':')
+        .filter(|&colon| !host_port[colon..].contains(']'))
+        .map(|colon| &host_port[colon + 1..]);
+    match port {
+        None => {
+            let mut other = String::with_capacity(url.len() + 1 + default.len());
+            other.push_str(&url[..end]);
+            other.push(':');
+            other.push_str(default);
+            other.push_str(&url[end..]);
+            Some(other)
+        }
+        Some(port) if port == default => {
+            let cut = end - port.len() - 1;
+            let mut other = String::with_capacity(url.len() - port.len() - 1);
+            other.push_str(&url[..cut]);
+            other.push_str(&url[end..]);
+            Some(other)
+        }
+        Some(_) => None,
     }
 }
 
@@ -777,7 +850,9 @@ impl Scheme {
                     let location = self.id.as_ref().ok_or(VerifyError::InvalidTemplate)?;
                     sink(&self.read(location, request)?);
                 }
-                Part::Url => sink(request.url.ok_or(VerifyError::InvalidTemplate)?.as_bytes()),
+                Part::Url | Part::UrlEitherPort => {
+                    sink(request.url.ok_or(VerifyError::InvalidTemplate)?.as_bytes());
+                }
                 Part::Method => sink(
                     request
                         .method
@@ -972,14 +1047,24 @@ fn location_name(location: &Location) -> Name {
 fn in_unit(at: UnixTime, unit: Unit) -> i64 {
     match unit {
         Unit::Seconds => at.as_secs(),
-        Unit::Millis => at.as_millis(),
+        Unit::Millis | Unit::MillisWholeSecondsExclusive => at.as_millis(),
     }
 }
 
 fn to_millis(timestamp: i64, unit: Unit) -> i128 {
     match unit {
         Unit::Seconds => i128::from(timestamp) * 1000,
-        Unit::Millis => i128::from(timestamp),
+        Unit::Millis | Unit::MillisWholeSecondsExclusive => i128::from(timestamp),
+    }
+}
+
+/// The instant, in milliseconds, that the tolerance measures the age from.
+fn aged_from_millis(timestamp: i64, unit: Unit) -> i128 {
+    match unit {
+        // In whole milliseconds, `age < window` is `age + 1 ms <= window`: one millisecond
+        // earlier than the truncated second turns the inclusive check into the exclusive one.
+        Unit::MillisWholeSecondsExclusive => i128::from(timestamp.div_euclid(1000)) * 1000 - 1,
+        Unit::Seconds | Unit::Millis => to_millis(timestamp, unit),
     }
 }
 

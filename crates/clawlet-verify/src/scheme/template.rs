@@ -21,6 +21,10 @@ pub enum Part {
     Id,
     /// The full public URL the sender posted to (scheme, host, path and query).
     Url,
+    /// Like [`Part::Url`], but a signature over the same URL with its default port (`:443` for
+    /// `https`, `:80` for `http`) written out or left out also verifies: Twilio's own validator
+    /// accepts both, since proxies disagree on whether the port reaches the application.
+    UrlEitherPort,
     /// The HTTP method, as sent (`POST`).
     Method,
     /// The value of another request header.
@@ -35,9 +39,10 @@ pub enum Part {
 
 /// A signed-payload template such as `v0:{timestamp}:{body}`.
 ///
-/// Placeholders: `{body}`, `{timestamp}`, `{id}`, `{url}`, `{method}`, `{header:Name}`,
-/// `{json:/pointer}` and `{form}`; `{{` and `}}` write literal braces. Parsing happens once, when
-/// the scheme is built; verification then feeds each part to the MAC without building the string.
+/// Placeholders: `{body}`, `{timestamp}`, `{id}`, `{url}`, `{url_either_port}`, `{method}`,
+/// `{header:Name}`, `{json:/pointer}` and `{form}`; `{{` and `}}` write literal braces. Parsing
+/// happens once, when the scheme is built; verification then feeds each part to the MAC without
+/// building the string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Template {
     parts: Cow<'static, [Part]>,
@@ -117,6 +122,7 @@ fn placeholder(name: &str) -> Result<Part, VerifyError> {
         "timestamp" => Part::Timestamp,
         "id" => Part::Id,
         "url" => Part::Url,
+        "url_either_port" => Part::UrlEitherPort,
         "method" => Part::Method,
         "form" => Part::Form,
         _ => {
@@ -149,6 +155,7 @@ impl fmt::Display for Template {
                 Part::Timestamp => f.write_str("{timestamp}")?,
                 Part::Id => f.write_str("{id}")?,
                 Part::Url => f.write_str("{url}")?,
+                Part::UrlEitherPort => f.write_str("{url_either_port}")?,
                 Part::Method => f.write_str("{method}")?,
                 Part::Form => f.write_str("{form}")?,
                 Part::Header(name) => write!(f, "{{header:{name}}}")?,

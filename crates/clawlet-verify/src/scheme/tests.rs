@@ -46,6 +46,10 @@ fn templates_parse_and_print_back() {
             Part::Form,
         ]),
     );
+    check(
+        "{url_either_port}{form}",
+        Ok(&[Part::UrlEitherPort, Part::Form]),
+    );
     check("{{literal}} {{", Ok(&[lit("{literal} {")]));
     check("", Ok(&[]));
     for bad in ["{nope}", "{body", "}", "{header:}", "{json:}", "a}b", "{}"] {
@@ -258,6 +262,33 @@ fn construction_checks_keys_and_templates() {
 }
 
 #[cfg(feature = "sha1")]
+#[test]
+fn default_port_forms() {
+    #[track_caller]
+    fn check(url: &str, expected: Option<&str>) {
+        assert_eq!(other_default_port_form(url).as_deref(), expected, "{url}");
+    }
+    check(
+        "https://h.example/a?b=1",
+        Some("https://h.example:443/a?b=1"),
+    );
+    check("https://h.example:443/a", Some("https://h.example/a"));
+    check("HTTPS://h.example:443", Some("HTTPS://h.example"));
+    check("http://h.example/a", Some("http://h.example:80/a"));
+    check("http://h.example:80?x=1", Some("http://h.example?x=1"));
+    check(
+        "https://u:p@h.example/a",
+        Some("https://u:p@h.example:443/a"),
+    );
+    check("https://[::1]:443/a", Some("https://[::1]/a"));
+    check("https://[::1]/a", Some("https://[::1]:443/a"));
+    check("https://h.example:8443/a", None);
+    check("http://h.example:443/a", None);
+    check("ftp://h.example/a", None);
+    check("https:///a", None);
+    check("no scheme", None);
+}
+
 #[test]
 fn twilio_form_matches_the_documented_example() {
     // Twilio's security guide: auth token 12345, these parameters, this URL.

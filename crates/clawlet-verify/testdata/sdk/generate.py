@@ -619,15 +619,19 @@ def twilio() -> list[dict]:
         mk("tampered_json_body", "reject", json_url, TWILIO_JSON.replace("delivered", "failed"), json_sig,
            "the JSON body no longer matches bodySHA256 while the URL signature still does", json_body=True),
         mk("wrong_url", "reject", url + "/other", form, good, "signed for another public URL", code="mismatch"),
-        mk("signed_with_default_port", "reject", url, form,
+        mk("signed_with_default_port", "accept", url, form,
            RequestValidator(token).compute_signature(url.replace(".com/", ".com:443/", 1), dict(TWILIO_SMS_PARAMS)),
-           "signed over the URL with an explicit :443. The SDK also tries the URL with and without the default "
-           "port and accepts; this preset signs the configured public_url exactly as given",
-           code="mismatch", quirk=True),
-        mk("configured_with_default_port", "reject", url.replace(".com/", ".com:443/", 1), form, good,
-           "the configured URL names :443, the signature covers the URL without it. The SDK tries both and "
-           "accepts; this preset signs the configured public_url exactly as given",
-           code="mismatch", quirk=True),
+           "signed over the URL with an explicit :443; the validator tries the URL with and without the "
+           "default port, and so does the preset"),
+        mk("configured_with_default_port", "accept", url.replace(".com/", ".com:443/", 1), form, good,
+           "the configured URL names :443, the signature covers the URL without it; accepted in both forms"),
+        mk("http_signed_with_default_port", "accept", url.replace("https://", "http://", 1), form,
+           RequestValidator(token).compute_signature(
+               url.replace("https://", "http://", 1).replace(".com/", ".com:80/", 1), dict(TWILIO_SMS_PARAMS)),
+           "an http URL: the default port added is :80"),
+        mk("signed_with_other_port", "reject", url, form,
+           RequestValidator(token).compute_signature(url.replace(".com/", ".com:8443/", 1), dict(TWILIO_SMS_PARAMS)),
+           "signed over the URL with :8443, which is not the default port of https", code="mismatch"),
         mk("wrong_token", "reject", url, form, RequestValidator(other).compute_signature(url, dict(TWILIO_SMS_PARAMS)),
            "signed with another auth token", code="mismatch"),
         mk("rotation_secondary_token", "accept", url, form, good,
@@ -718,11 +722,14 @@ def hubspot() -> list[dict]:
            (NOW - 301) * 1000, "validly signed 301 s before now; HubSpot allows 5 minutes", code="timestamp_too_old"),
         mk("old_within_window", "accept", HUBSPOT_EVENTS, sign(secret, (NOW - 299) * 1000, HUBSPOT_EVENTS),
            (NOW - 299) * 1000, "validly signed 299 s before now"),
-        mk("age_exactly_300", "accept", HUBSPOT_EVENTS, sign(secret, (NOW - 300) * 1000, HUBSPOT_EVENTS),
+        mk("age_exactly_300", "reject", HUBSPOT_EVENTS, sign(secret, (NOW - 300) * 1000, HUBSPOT_EVENTS),
            (NOW - 300) * 1000,
-           "validly signed exactly 300 s before now. The SDK requires an age below 300 s and rejects; this "
-           "project's windows are inclusive for every preset, as the Slack, Paddle and Standard Webhooks SDKs are",
-           quirk=True),
+           "validly signed exactly 300 s before now; the SDK requires an age below 300 s",
+           code="timestamp_too_old"),
+        mk("age_299_5_truncated", "reject", HUBSPOT_EVENTS, sign(secret, (NOW - 300) * 1000 + 500, HUBSPOT_EVENTS),
+           (NOW - 300) * 1000 + 500,
+           "validly signed 299.5 s before now; the SDK truncates the timestamp to its second, making the age 300 s",
+           code="timestamp_too_old"),
         mk("future_timestamp", "reject", HUBSPOT_EVENTS, sign(secret, (NOW + 301) * 1000, HUBSPOT_EVENTS),
            (NOW + 301) * 1000,
            "validly signed 301 s after now. The SDK checks only the past and accepts; this project bounds both directions",
@@ -1213,7 +1220,7 @@ def bitbucket() -> list[dict]:
 
 
 def gitea() -> list[dict]:
-    doc = "https://docs.gitea.com/usage/webhooks#example"
+    doc = "https://docs.gitea.com/features/webhooks"
     return hmac_body_preset(
         "gitea", doc, "gitea-9f1c6e2a7b3d4c5e8f90", "gitea-0a1b2c3d4e5f60718293",
         "X-Gitea-Signature", hex256, "nothex", GITEA_PUSH, "the push example of the Gitea documentation's shape",
@@ -1240,7 +1247,7 @@ def typeform() -> list[dict]:
 
 
 def sentry() -> list[dict]:
-    doc = "https://docs.sentry.io/organization/integrations/integration-platform/webhooks/#sentry-hook-signature"
+    doc = "https://docs.sentry.io/integrations/integration-platform/webhooks/"
     return hmac_body_preset(
         "sentry", doc, "sentry-9f1c6e2a7b3d4c5e8f90a1b2c3d4e5f6", "sentry-0a1b2c3d4e5f60718293a4b5c6d7e8f9",
         "Sentry-Hook-Signature", hex256, "nothex", SENTRY_ISSUE, "an issue.created payload in the documented shape",
@@ -1297,7 +1304,7 @@ def calendly() -> list[dict]:
 
 
 def intercom() -> list[dict]:
-    doc = "https://developers.intercom.com/docs/references/webhooks/webhook-models#signed-notifications"
+    doc = "https://developers.intercom.com/intercom-api-reference/v1.0/reference/signed-notifications"
     return hmac_body_preset(
         "intercom", doc, "ic-9f1c6e2a7b3d4c5e8f90a1b2c3d4e5f6", "ic-0a1b2c3d4e5f60718293a4b5c6d7e8f9",
         "X-Hub-Signature", lambda s, b: "sha1=" + hex1(s, b), "sha1=nothex", INTERCOM_NOTIFICATION,
@@ -1306,7 +1313,7 @@ def intercom() -> list[dict]:
 
 
 def coinbase() -> list[dict]:
-    doc = "https://docs.cdp.coinbase.com/commerce-onchain/docs/webhooks-security"
+    doc = "https://docs.cdp.coinbase.com/commerce/api-arcitecture/webhooks-security"
     return hmac_body_preset(
         "coinbase", doc, "cb-9f1c6e2a-7b3d-4c5e-8f90-a1b2c3d4e5f6", "cb-0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
         "X-CC-Webhook-Signature", hex256, "nothex", COINBASE_EVENT, "a charge:created event in the documented shape", {},
