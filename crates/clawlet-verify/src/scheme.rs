@@ -558,7 +558,7 @@ impl Verifier {
         let mut index = self.matching_key(&candidates, request, timestamp)?;
         if index.is_none()
             && scheme.payload.uses(|p| matches!(p, Part::UrlEitherPort))
-            && let Some(other) = request.url.and_then(other_default_port_form)
+            && let Some(other) = request.url.and_then(other_port_form)
         {
             // Only a first miss pays for the second URL form.
             let other_request = Request {
@@ -601,9 +601,10 @@ impl Verifier {
     }
 }
 
-/// `url` with its scheme's default port removed when it names it, or added when it names no
-/// port; `None` for another port, another scheme or no authority.
-fn other_default_port_form(url: &str) -> Option<String> {
+/// The other form of `url` that Twilio's own validator also accepts: with its port removed when
+/// it names one (any port, as that validator does), or with the scheme's default port added when
+/// it names none; `None` for another scheme or no authority.
+fn other_port_form(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let default = if scheme.eq_ignore_ascii_case("https") {
         "443"
@@ -632,14 +633,13 @@ fn other_default_port_form(url: &str) -> Option<String> {
             other.push_str(&url[end..]);
             Some(other)
         }
-        Some(port) if port == default => {
+        Some(port) => {
             let cut = end - port.len() - 1;
             let mut other = String::with_capacity(url.len() - port.len() - 1);
             other.push_str(&url[..cut]);
             other.push_str(&url[end..]);
             Some(other)
         }
-        Some(_) => None,
     }
 }
 
