@@ -53,7 +53,7 @@ impl Browser {
             return None;
         }
         let turn = ONE_AT_A_TIME.lock().await;
-        let (driver, port) = spawn_driver();
+        let (driver, port) = spawn_driver_retrying();
         let profile = tempfile::tempdir().expect("temporary Chromium profile");
         let capabilities = json!({
             "browserName": "chrome",
@@ -166,8 +166,21 @@ pub(crate) fn screenshot_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
 }
 
+/// chromedriver has once, on a loaded CI machine, gone silent at start; a second start is a
+/// fresh process, so up to three are tried before the test fails.
+fn spawn_driver_retrying() -> (Child, u16) {
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        match spawn_driver() {
+            Ok(started) => return started,
+            Err(why) => failures.push(why),
+        }
+    }
+    panic!("chromedriver did not start: {}", failures.join("; "))
+}
+
 /// Starts chromedriver on a port of its choosing and reads that port from its first lines.
-fn spawn_driver() -> (Child, u16) {
+fn spawn_driver() -> Result<(Child, u16), String> {
     let mut child = Command::new("timeout")
         .args(["--signal=KILL", LIFETIME, CHROMEDRIVER, "--port=0"])
         .stdin(Stdio::null())
@@ -192,10 +205,14 @@ fn spawn_driver() -> (Child, u16) {
         }
     });
     match rx.recv_timeout(START_BOUND) {
-        Ok(port) => (child, port),
+        Ok(port) => Ok((child, port)),
         Err(_) => {
+            let status = child.try_wait();
             let _ = child.kill();
-            panic!("chromedriver did not say which port it listens on");
+            let _ = child.wait();
+            Err(format!(
+                "no port announced within {START_BOUND:?} (exit status then: {status:?})"
+            ))
         }
     }
 }
