@@ -200,12 +200,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let received_at = received_at.to_offset(time::UtcOffset::UTC);
 
+    let body = bytes::Bytes::copy_from_slice(body);
     for source in SOURCES {
         let req = Request {
             handler: &handler,
             source,
             headers: &headers,
-            body,
+            body: &body,
             received_at,
             custom: &opts,
         };

@@ -4,7 +4,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clawlet_events::Envelope;
+use clawlet_events::{Envelope, EnvelopeJson};
 use clawlet_verify::standard::{Key, sign};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
@@ -165,7 +165,7 @@ pub(crate) async fn attempt(
     agent: &Agent,
     client: &reqwest::Client,
     envelope: &Envelope,
-    json: &str,
+    json: &EnvelopeJson,
     traceparent: Option<String>,
 ) -> Result<(), AttemptError> {
     match &agent.spec.kind {
@@ -207,7 +207,7 @@ async fn exec(
     spec: &AgentSpec,
     command: &[String],
     envelope: &Envelope,
-    json: &str,
+    json: &EnvelopeJson,
     traceparent: Option<String>,
 ) -> Result<(), AttemptError> {
     let Some((program, args)) = command.split_first() else {
@@ -244,12 +244,16 @@ async fn exec(
         let write = async {
             if let Some(mut stdin) = stdin {
                 // A command that exits without reading its input is judged by its exit status.
-                if let Err(e) = stdin.write_all(json.as_bytes()).await
-                    && e.kind() != std::io::ErrorKind::BrokenPipe
-                {
-                    return Err(AttemptError::failed(format!(
-                        "cannot write to {program}: {e}"
-                    )));
+                for piece in json.pieces() {
+                    match stdin.write_all(piece).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                        Err(e) => {
+                            return Err(AttemptError::failed(format!(
+                                "cannot write to {program}: {e}"
+                            )));
+                        }
+                    }
                 }
             }
             Ok(())
@@ -352,17 +356,17 @@ async fn http(
     target: &Target<'_>,
     headers: &[(String, String)],
     envelope: &Envelope,
-    json: &str,
+    json: &EnvelopeJson,
     traceparent: Option<String>,
 ) -> Result<(), AttemptError> {
     let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    // Shared with the journal's copy, not copied for each attempt (a large envelope is joined).
+    let body = json.to_bytes();
     let mut request = client
         .post(target.url)
         .timeout(agent.spec.timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json");
-    for (name, value) in
-        standard_headers(agent.key.as_ref(), &envelope.id, timestamp, json.as_bytes())
-    {
+    for (name, value) in standard_headers(agent.key.as_ref(), &envelope.id, timestamp, &body) {
         request = request.header(name, value);
     }
     for (name, value) in headers {
@@ -371,7 +375,7 @@ async fn http(
     if let Some(tp) = traceparent {
         request = request.header("traceparent", tp);
     }
-    let response = request.body(json.to_owned()).send().await.map_err(|e| {
+    let response = request.body(body).send().await.map_err(|e| {
         if e.is_timeout() {
             AttemptError::timed_out(&agent.spec)
         } else {

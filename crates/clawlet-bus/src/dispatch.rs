@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use clawlet_events::Envelope;
+use clawlet_events::{Envelope, EnvelopeJson};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -339,7 +339,7 @@ pub(crate) async fn attempt_once(
     state: &State,
     agent_name: &str,
     envelope: &Envelope,
-    json: &str,
+    json: &EnvelopeJson,
     attempts: u32,
 ) -> Attempted {
     let agent = state.agents.load().get(agent_name).cloned();
@@ -491,7 +491,7 @@ async fn deliver_local(state: Arc<State>, work: Work) {
         Payload::Fresh(f) => {
             attempt_once(&state, &work.agent, &f.envelope, &f.json, work.attempts).await
         }
-        Payload::Stored(json) => match serde_json::from_str::<Envelope>(json) {
+        Payload::Stored(json) => match serde_json::from_str::<Envelope>(&json.text()) {
             Ok(envelope) => attempt_once(&state, &work.agent, &envelope, json, work.attempts).await,
             Err(e) => Attempted::unreadable(&e),
         },

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use clawlet_events::Envelope;
+use clawlet_events::{Envelope, EnvelopeJson};
 use tokio::sync::Notify;
 
 use crate::admin::AgentActivity;
@@ -146,7 +146,7 @@ impl Inserted {
 #[derive(Debug)]
 pub(crate) enum Payload {
     /// The stored JSON, parsed when the delivery is attempted.
-    Stored(String),
+    Stored(EnvelopeJson),
     /// A stored envelope that cannot be decoded, and why: its delivery goes dead rather than
     /// failing every claim that meets it.
     Damaged(String),
@@ -160,26 +160,37 @@ pub(crate) struct Fresh {
     /// The envelope without its payload (`null`): what agents need besides the JSON.
     pub(crate) envelope: Arc<Envelope>,
     /// The whole envelope's JSON, payload included: the journal stores it, agents receive it.
-    pub(crate) json: Arc<String>,
+    /// Whole when small; a large one stays in pieces around the request body's own buffer.
+    pub(crate) json: EnvelopeJson,
 }
+
+/// An envelope at least this long is a large one: its JSON is kept in pieces (the request body is
+/// not copied next to the fields before it), and the journal writes it uncompressed, piece by
+/// piece. Smaller ones are joined once, since compression and a bound parameter want one buffer.
+pub(crate) const LARGE_ENVELOPE_BYTES: usize = 1024 * 1024;
 
 impl Fresh {
     /// Serialises the envelope once, then drops its payload, which lives on in the JSON: a large
-    /// body is held once, not twice, until its deliveries are done.
+    /// body is held once, in the buffer it arrived in, until its deliveries are done.
     pub(crate) fn new(mut envelope: Envelope) -> Result<Self, BusError> {
         let json = envelope
-            .to_json()
+            .json_pieces()
             .map_err(|e| BusError::Storage(format!("cannot serialise the envelope: {e}")))?;
+        let json = if json.len() < LARGE_ENVELOPE_BYTES {
+            json.join()
+        } else {
+            json
+        };
         envelope.payload = clawlet_events::Payload::null();
         Ok(Self {
             envelope: Arc::new(envelope),
-            json: Arc::new(json),
+            json,
         })
     }
 
     /// The envelope with its payload, read back from the JSON.
     pub(crate) fn full_envelope(&self) -> Result<Envelope, BusError> {
-        serde_json::from_str(&self.json).map_err(|e| {
+        serde_json::from_str(&self.json.text()).map_err(|e| {
             BusError::Storage(format!(
                 "event {}: unreadable envelope: {e}",
                 self.envelope.id

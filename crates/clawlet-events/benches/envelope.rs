@@ -44,6 +44,9 @@ fn bench(c: &mut Criterion) {
     ];
     let form = form_encode(PUSH);
     let stripe_headers: &[(&str, &[u8])] = &[("content-type", b"application/json; charset=utf-8")];
+    let push = bytes::Bytes::from_static(PUSH);
+    let form = bytes::Bytes::from(form);
+    let invoice = bytes::Bytes::from_static(INVOICE);
     let request = |source, headers, body| Request {
         handler: "bench",
         source,
@@ -55,7 +58,7 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("envelope");
     group.bench_function("github_push_json", |b| {
-        let req = request(Source::Github, json_headers, PUSH);
+        let req = request(Source::Github, json_headers, &push);
         b.iter(|| parse(black_box(&req)));
     });
     group.bench_function("github_push_form", |b| {
@@ -63,7 +66,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| parse(black_box(&req)));
     });
     group.bench_function("stripe_invoice_paid", |b| {
-        let req = request(Source::Stripe, stripe_headers, INVOICE);
+        let req = request(Source::Stripe, stripe_headers, &invoice);
         b.iter(|| parse(black_box(&req)));
     });
     group.finish();

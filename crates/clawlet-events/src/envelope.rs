@@ -1,5 +1,8 @@
 use std::fmt;
 
+use bytes::Bytes;
+use bytestring::ByteString;
+
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -198,6 +201,13 @@ impl Envelope {
     /// The envelope's JSON form, as stored by the bus and handed to agents: the same as its
     /// `Serialize` output, with the payload copied in as it is rather than checked again.
     pub fn to_json(&self) -> Result<String, crate::EnvelopeError> {
+        Ok(self.json_pieces()?.to_string())
+    }
+
+    /// [`Envelope::to_json`]'s text in pieces: the fields before the payload, then the payload,
+    /// which stays in the buffer it lives in (for a fresh delivery, the request body's), so that
+    /// a large body is never copied to be stored or sent.
+    pub fn json_pieces(&self) -> Result<EnvelopeJson, crate::EnvelopeError> {
         let head = Head {
             id: &self.id,
             handler: &self.handler,
@@ -210,14 +220,13 @@ impl Envelope {
             headers: &self.headers,
         };
         let mut json = serde_json::to_string(&head).map_err(crate::EnvelopeError::Encode)?;
-        let payload = self.payload.get();
-        json.reserve(payload.len() + r#","payload":"#.len());
-        // `{...}` becomes `{...,"payload":<payload>}`.
+        // `{...}` becomes `{...,"payload":`, to be followed by the payload and `}`.
         json.pop();
         json.push_str(r#","payload":"#);
-        json.push_str(payload);
-        json.push('}');
-        Ok(json)
+        Ok(EnvelopeJson::Pieces {
+            head: ByteString::from(json),
+            payload: self.payload.0.clone(),
+        })
     }
 
     /// Reads an envelope back from [`Envelope::to_json`]'s form.
@@ -226,11 +235,122 @@ impl Envelope {
     }
 }
 
+/// An envelope's JSON text (see [`Envelope::to_json`]), whole or in the pieces it is made of.
+///
+/// The pieces are the fields before the payload (`{...,"payload":`), the payload, and the closing
+/// `}`: a writer that takes them one after the other (a journal's blob, a pipe) never needs the
+/// payload copied next to the rest. Small envelopes are worth joining once ([`EnvelopeJson::join`]):
+/// one buffer is what compression, a bound parameter or an HTTP body wants.
+#[derive(Clone)]
+pub enum EnvelopeJson {
+    /// The text in one buffer.
+    Whole(ByteString),
+    /// The text before the payload, and the payload; a `}` follows them.
+    Pieces {
+        /// `{...,"payload":`.
+        head: ByteString,
+        /// The payload's JSON.
+        payload: ByteString,
+    },
+}
+
+impl EnvelopeJson {
+    /// The text in one buffer, copied once if it is in pieces.
+    pub fn join(self) -> Self {
+        match self {
+            whole @ Self::Whole(_) => whole,
+            pieces => Self::Whole(ByteString::from(pieces.to_string())),
+        }
+    }
+
+    /// The length of the text in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Whole(text) => text.len(),
+            Self::Pieces { head, payload } => head.len() + payload.len() + 1,
+        }
+    }
+
+    /// Never true: an envelope's JSON is at least `{}`. Here because `len` is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The text as one string: borrowed when whole, joined (a copy) when in pieces.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Whole(text) => std::borrow::Cow::Borrowed(text),
+            pieces => std::borrow::Cow::Owned(pieces.to_string()),
+        }
+    }
+
+    /// The text as `Bytes`: shared, without a copy, when whole; joined when in pieces.
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Self::Whole(text) => text.as_bytes().clone(),
+            pieces => Bytes::from(pieces.to_string()),
+        }
+    }
+
+    /// The pieces to write one after the other: one when whole, three when not.
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        let (first, payload, close): (&[u8], &[u8], &[u8]) = match self {
+            Self::Whole(text) => (text.as_bytes(), b"", b""),
+            Self::Pieces { head, payload } => (head.as_bytes(), payload.as_bytes(), b"}"),
+        };
+        [first, payload, close]
+            .into_iter()
+            .filter(|piece| !piece.is_empty())
+    }
+}
+
+impl fmt::Display for EnvelopeJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Whole(text) => f.write_str(text),
+            Self::Pieces { head, payload } => {
+                f.write_str(head)?;
+                f.write_str(payload)?;
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+impl PartialEq for EnvelopeJson {
+    /// The same text, however it is held.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.text() == other.text()
+    }
+}
+
+impl Eq for EnvelopeJson {}
+
+impl fmt::Debug for EnvelopeJson {
+    /// The length only: the text is a whole delivery, too long for a debug line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnvelopeJson")
+            .field("len", &self.len())
+            .field("whole", &matches!(self, Self::Whole(_)))
+            .finish()
+    }
+}
+
+impl From<String> for EnvelopeJson {
+    /// A whole text, taken without a copy.
+    fn from(text: String) -> Self {
+        Self::Whole(ByteString::from(text))
+    }
+}
+
 /// A delivery's body: its JSON text exactly as received (for a form-encoded GitHub delivery, the
 /// decoded `payload` field), without surrounding whitespace. Always well-formed JSON: it is checked
 /// when made, so that it can be copied into an envelope's JSON without being parsed again.
+///
+/// It shares the buffer it was cut from where it can: the payload of a fresh delivery is the
+/// request body itself, not a copy of it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Payload(Box<str>);
+pub struct Payload(ByteString);
 
 impl Payload {
     /// Checks that `json` is one JSON value.
@@ -239,14 +359,27 @@ impl Payload {
         Ok(Self::checked(json))
     }
 
-    /// `json`, which the caller parsed completely.
+    /// `json`, which the caller parsed completely, copied.
     pub(crate) fn checked(json: &str) -> Self {
-        Self(json.trim_matches(is_json_whitespace).into())
+        Self(ByteString::from(json.trim_matches(is_json_whitespace)))
+    }
+
+    /// `json`, which the caller parsed completely: a slice of `whole` when it lies inside it,
+    /// else a copy.
+    pub(crate) fn within(whole: &ByteString, json: &str) -> Self {
+        let json = json.trim_matches(is_json_whitespace);
+        let outer = whole.as_bytes().as_ptr_range();
+        let inner = json.as_bytes().as_ptr_range();
+        if outer.start <= inner.start && inner.end <= outer.end {
+            Self(whole.slice_ref(json))
+        } else {
+            Self(ByteString::from(json))
+        }
     }
 
     /// JSON `null`: what an envelope holds once its payload lives elsewhere.
     pub fn null() -> Self {
-        Self("null".into())
+        Self(ByteString::from_static("null"))
     }
 
     /// The JSON text.
@@ -277,7 +410,8 @@ impl Serialize for Payload {
 impl<'de> Deserialize<'de> for Payload {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
-        Ok(Self(raw.into()))
+        let text: Box<str> = raw.into();
+        Ok(Self(ByteString::from(String::from(text))))
     }
 }
 
@@ -319,6 +453,28 @@ mod tests {
                 no_action.to_json().unwrap(),
                 serde_json::to_string(&no_action).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn the_pieces_spell_the_same_text_as_to_json() {
+        for payload in ["{}", r#"{"a":"\u00e9","b":[1,2]}"#, "null"] {
+            let e = envelope(payload);
+            let text = e.to_json().unwrap();
+            let pieces = e.json_pieces().unwrap();
+            assert_eq!(pieces.pieces().count(), 3, "{payload}");
+            let joined: Vec<u8> = pieces.pieces().flatten().copied().collect();
+            assert_eq!(joined, text.as_bytes(), "{payload}");
+            assert_eq!(pieces.len(), text.len(), "{payload}");
+            assert_eq!(pieces.text(), text, "{payload}");
+            assert_eq!(&pieces.to_bytes()[..], text.as_bytes(), "{payload}");
+            let whole = pieces.clone().join();
+            assert_eq!(whole.pieces().collect::<Vec<_>>(), [text.as_bytes()]);
+            assert_eq!(whole.len(), text.len());
+            assert_eq!(whole, EnvelopeJson::from(text.clone()));
+            assert!(!whole.is_empty());
+            // Shared, not copied: two calls hand out the same buffer.
+            assert_eq!(whole.to_bytes().as_ptr(), whole.to_bytes().as_ptr());
         }
     }
 

@@ -13,14 +13,14 @@
 //! ```
 //! use clawlet_events::{parse, CustomOptions, Request, Source};
 //!
-//! let body = br#"{"event_type":"user.created","timestamp":"2024-01-15T10:30:00Z","data":{"user_id":"123"}}"#;
+//! let body = bytes::Bytes::from_static(br#"{"event_type":"user.created","timestamp":"2024-01-15T10:30:00Z","data":{"user_id":"123"}}"#);
 //! let headers: &[(&str, &[u8])] = &[("Content-Type", b"application/json"), ("X-Request-Id", b"req-1")];
 //! let custom = CustomOptions { delivery_id_header: Some("X-Request-Id".into()), ..CustomOptions::default() };
 //! let req = Request {
 //!     handler: "my_service",
 //!     source: Source::Custom,
 //!     headers,
-//!     body,
+//!     body: &body,
 //!     received_at: time::OffsetDateTime::UNIX_EPOCH,
 //!     custom: &custom,
 //! };
@@ -50,9 +50,11 @@ mod text;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+use bytestring::ByteString;
 use serde_json::value::RawValue;
 
-pub use envelope::{Envelope, Payload, Source};
+pub use envelope::{Envelope, EnvelopeJson, Payload, Source};
 pub use error::{EnvelopeError, ParseError};
 pub use filter::{entry_selects, selects};
 pub use preset::{Layout, Place};
@@ -108,8 +110,8 @@ pub struct Request<'a> {
     pub source: Source,
     /// All request headers, names in any case, values as received.
     pub headers: &'a [(&'a str, &'a [u8])],
-    /// The verified body.
-    pub body: &'a [u8],
+    /// The verified body. An envelope's payload shares its buffer rather than copying it.
+    pub body: &'a Bytes,
     /// When the delivery was received; stored in UTC.
     pub received_at: time::OffsetDateTime,
     /// How a custom or Standard Webhooks sender names its type and delivery id.
@@ -129,8 +131,13 @@ pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
     headers::check_encoding(req.headers)?;
     let allow_form =
         req.source == Source::Github || (is_preset(req.source) && req.custom.layout.form);
+    // A JSON body is checked to be UTF-8 once, as the string its payload will be cut from.
+    let mut shared = ByteString::new();
     let text: Cow<'_, str> = match headers::body_kind(req.headers, allow_form)? {
-        BodyKind::Json => Cow::Borrowed(utf8(req.body)?),
+        BodyKind::Json => {
+            shared = utf8(req.body)?;
+            Cow::Borrowed(&shared)
+        }
         BodyKind::Form if req.source == Source::Github => {
             Cow::Owned(form::payload_field(req.body)?)
         }
@@ -216,7 +223,10 @@ pub fn parse(req: &Request<'_>) -> Result<Envelope, ParseError> {
         received_at: req.received_at.to_offset(time::UtcOffset::UTC),
         summary: clean(&summary, MAX_SUMMARY),
         headers: kept,
-        payload: Payload::checked(&text),
+        payload: match &text {
+            Cow::Borrowed(json) => Payload::within(&shared, json),
+            Cow::Owned(json) => Payload::checked(json),
+        },
     })
 }
 
@@ -228,9 +238,9 @@ fn is_preset(source: Source) -> bool {
     )
 }
 
-/// The body's text; a body that is not UTF-8 is not JSON.
-fn utf8(body: &[u8]) -> Result<&str, ParseError> {
-    std::str::from_utf8(body).map_err(|e| {
+/// The body's text, sharing its buffer; a body that is not UTF-8 is not JSON.
+fn utf8(body: &Bytes) -> Result<ByteString, ParseError> {
+    ByteString::try_from(body.clone()).map_err(|e| {
         ParseError::InvalidJson(serde::de::Error::custom(format_args!(
             "not UTF-8 at byte {}",
             e.valid_up_to()

@@ -239,7 +239,7 @@ async fn run(
 
     // `serve` hands every request the server's budget; a router served some other way has none.
     let budget = parts.extensions.get::<BodyBudget>().unwrap_or(&UNBUDGETED);
-    // Held until `run` returns: the body, and the envelope's copy of it, live until then.
+    // Held until `run` returns: the body, which the envelope's payload shares, lives until then.
     let (body, _reservation) =
         match read_body(body, &parts.headers, runtime.max_body_bytes, budget).await {
             Ok(read) => read,
@@ -319,8 +319,7 @@ async fn run(
         return Ok(Done::Ignored);
     }
 
-    // The envelope holds its own copy of the payload: a large body is not held twice while the
-    // bus stores it.
+    // The envelope's payload shares the body's buffer; the bus writes it from there.
     drop(body);
     match app.0.bus.publish_owned(envelope).await {
         Ok(Published::Accepted { event_id }) => Ok(Done::Accepted(event_id)),
@@ -332,6 +331,24 @@ async fn run(
     }
 }
 
+/// `len` rounded up to a power of two, but never past `ceiling` (nor below `len`).
+fn rounded_up(len: usize, ceiling: usize) -> usize {
+    len.checked_next_power_of_two()
+        .unwrap_or(len)
+        .min(ceiling)
+        .max(len)
+}
+
+/// Grows `held` to cover `need` bytes: to [`rounded_up`], else to exactly `need`. False when the
+/// budget has no room even for that.
+fn reserve_up_to(held: &mut Reservation<'_>, need: usize, ceiling: usize) -> bool {
+    let have = held.bytes();
+    if need as u64 <= have {
+        return true;
+    }
+    held.grow(rounded_up(need, ceiling) as u64 - have) || held.grow(need as u64 - have)
+}
+
 /// The budget of a request that `serve` did not hand one: no bound beyond `max_body_bytes`.
 static UNBUDGETED: LazyLock<BodyBudget> = LazyLock::new(|| BodyBudget::new(u64::MAX));
 
@@ -341,10 +358,12 @@ static UNBUDGETED: LazyLock<BodyBudget> = LazyLock::new(|| BodyBudget::new(u64::
 /// The bytes come out of `budget` as they arrive, never ahead of them: a sender that declares a
 /// large body and then stalls holds only what it sent. A declared length that does not fit in
 /// what the budget has free right now is refused (503) before a byte is read; a frame that does
-/// not fit stops the read and is refused the same way. The reservation counts what is
-/// allocated for the body: the first frame, then the buffer frames are joined in (its
-/// capacity, never past the declared length or `limit`), and while that buffer grows, the old
-/// one and the new one both. It goes back when the returned guard is dropped.
+/// not fit stops the read and is refused the same way. The reservation counts the memory the
+/// body occupies: the first frame, then the bytes in the buffer frames are joined in (rounded
+/// up to a power of two, never past the declared length or `limit`), and while a buffer is
+/// copied into a bigger one, both. A declared length sizes that buffer once, so that a large
+/// body is copied once and not at every doubling. It goes back when the returned guard is
+/// dropped.
 pub(crate) async fn read_body<'b>(
     body: Body,
     headers: &HeaderMap,
@@ -380,14 +399,15 @@ pub(crate) async fn read_body<'b>(
         if total > limit {
             return Err(ApiError::PayloadTooLarge);
         }
-        let room = joined
-            .as_ref()
-            .is_some_and(|buf| buf.capacity() - buf.len() >= data.len());
-        if room {
-            // Already reserved with the buffer's capacity.
-            if let Some(buf) = joined.as_mut() {
-                buf.extend_from_slice(&data);
+        if let Some(buf) = joined.as_mut()
+            && buf.capacity() - buf.len() >= data.len()
+        {
+            // The buffer has room, sized from the declared length: the reservation follows the
+            // bytes written into it (in powers of two, as for a buffer that grows).
+            if !reserve_up_to(&mut held, total, ceiling) {
+                return Err(ApiError::BodyBudget);
             }
+            buf.extend_from_slice(&data);
             continue;
         }
         if first.is_none() && joined.is_none() {
@@ -398,21 +418,23 @@ pub(crate) async fn read_body<'b>(
             continue;
         }
         // A bigger buffer, and the copy into it: the old buffer (or first frame) is still held
-        // while the new one fills, so both are reserved until the copy is done. Sizes are
+        // while the new one fills, so both are reserved until the copy is done. Reservations are
         // powers of two (less than twice what arrived), so that a body of many small frames is
-        // not copied again at every frame and a buffer freed by one request suits the next;
-        // when the room to spare does not fit, the buffer is sized exactly.
+        // not reserved again at every frame. A body whose length was declared gets its whole
+        // buffer at once and is never copied again: capacity nothing was written to is address
+        // space, not memory, and the reservation still follows what arrives. A chunked body's
+        // buffer grows by powers of two, and a buffer freed by one request suits the next.
         let old = held.bytes();
-        let rounded = total
-            .checked_next_power_of_two()
-            .unwrap_or(total)
-            .min(ceiling)
-            .max(total);
+        let rounded = rounded_up(total, ceiling);
         if !held.grow(rounded as u64) && !held.grow(total as u64) {
             return Err(ApiError::BodyBudget);
         }
-        let capacity = usize::try_from(held.bytes() - old).unwrap_or(total);
-        let mut buf = BytesMut::with_capacity(capacity);
+        let capacity = if declared.is_some() {
+            ceiling
+        } else {
+            usize::try_from(held.bytes() - old).unwrap_or(total)
+        };
+        let mut buf = BytesMut::with_capacity(capacity.max(total));
         if let Some(head) = first.take() {
             buf.extend_from_slice(&head);
         }
@@ -889,9 +911,15 @@ mod tests {
         check(&[b"ab", b"cd", b"e"], None, 12, Ok(b"abcde")).await;
         check(&[b"ab", b"cd", b"e"], None, 9, Ok(b"abcde")).await;
         check(&[b"ab", b"cd", b"e"], None, 8, Err(503)).await;
-        // A declared length caps the buffer: 4 + 6, not 4 + 8.
-        check(&[b"ab", b"cd", b"ef"], Some(6), 10, Ok(b"abcdef")).await;
-        check(&[b"ab", b"cd", b"ef"], Some(6), 9, Err(503)).await;
+        // A declared length sizes the buffer once, at the second frame (the first, 2, and the
+        // 4 copied, at most 6 held then); after that it is written in place, never copied again.
+        check(&[b"ab", b"cd", b"ef"], Some(6), 6, Ok(b"abcdef")).await;
+        check(&[b"ab", b"cd", b"ef"], Some(6), 5, Err(503)).await;
+        let bytes: &[&'static [u8]] = &[b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h"];
+        check(bytes, Some(8), 8, Ok(b"abcdefgh")).await;
+        // Without one, the buffer doubles and each copy holds both: 4 + 8 at the last.
+        check(bytes, None, 12, Ok(b"abcdefgh")).await;
+        check(bytes, None, 11, Err(503)).await;
         // A declared length over the budget is refused before a byte is read.
         check(&[b"abcdefg"], Some(7), 6, Err(503)).await;
         // A chunked body is refused at the chunk that does not fit.

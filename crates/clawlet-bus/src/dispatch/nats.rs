@@ -219,6 +219,7 @@ async fn handle(
     let attempts = message.info().map_or(0, |i| {
         u32::try_from(i.delivered.saturating_sub(1)).unwrap_or(u32::MAX)
     });
+    let json = clawlet_events::EnvelopeJson::from(json);
     let attempted = match &parsed {
         Ok(envelope) => attempt_once(state, agent, envelope, &json, attempts).await,
         Err(e) => Attempted::unreadable(e),

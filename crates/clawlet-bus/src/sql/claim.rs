@@ -61,7 +61,7 @@ pub(crate) fn claim(
                     agent: r.get(1)?,
                     attempts: r.get(2)?,
                     payload: match stored_json(r, 3)? {
-                        Ok(json) => Payload::Stored(json),
+                        Ok(json) => Payload::Stored(json.into()),
                         Err(error) => Payload::Damaged(error),
                     },
                 })

@@ -2,7 +2,7 @@
 
 /// Envelopes at least this long are written into the row in place rather than bound, and stored
 /// as they are: compressing one would hold a second copy of a large body in memory.
-pub(super) const STREAM_ENVELOPE_BYTES: usize = 1024 * 1024;
+pub(super) const STREAM_ENVELOPE_BYTES: usize = crate::store::LARGE_ENVELOPE_BYTES;
 
 /// How an envelope's bytes are stored in `envelopes.codec`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,10 +1,10 @@
 //! Publish: dedup against the index of delivery ids, then one event's rows in the batch
 //! transaction; and routing the events stored before any routes were registered.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use clawlet_events::EnvelopeJson;
 use rusqlite::{Connection, params};
 
 use super::codec::{Codec, STREAM_ENVELOPE_BYTES, stored_json};
@@ -67,7 +67,7 @@ pub(crate) struct NewEvent {
     pub(crate) delivery_id: String,
     pub(crate) received_at: i64,
     /// The envelope's JSON, shared with deliveries handed straight to the dispatcher.
-    pub(crate) json: Arc<String>,
+    pub(crate) json: EnvelopeJson,
     /// The JSON compressed, when that is how it is stored (see [`Codec::pack`]).
     pub(crate) packed: Option<Vec<u8>>,
     /// The handler and delivery id as the dedup index keys them (a SHA-256 digest).
@@ -86,11 +86,11 @@ impl NewEvent {
             action: envelope.action.clone(),
             delivery_id: envelope.delivery_id.clone(),
             received_at: to_ms(envelope.received_at),
-            json: Arc::clone(&fresh.json),
+            json: fresh.json.clone(),
             // Compressed by the publishing task, not by the writer thread that every event
             // passes through.
             packed: if compress {
-                Codec::pack(&fresh.json)
+                Codec::pack(&fresh.json.text())
             } else {
                 None
             },
@@ -237,13 +237,15 @@ fn unwrite_event(conn: &Connection, seq: i64, id: &str) {
 
 /// Stores the envelope of the event just inserted. A bound value is copied by SQLite and copied
 /// again into the row's record, so a large envelope gets a zero-filled row and is written into it
-/// through SQLite's incremental blob I/O, page by page.
+/// through SQLite's incremental blob I/O, page by page, piece by piece: the request body is
+/// written from its own buffer.
 fn insert_envelope(conn: &Connection, ev: &NewEvent) -> Result<(), BusError> {
     let json = &ev.json;
     if json.len() < STREAM_ENVELOPE_BYTES {
+        let text = json.text();
         let (bytes, codec) = match &ev.packed {
             Some(packed) => (packed.as_slice(), Codec::Lz4),
-            None => (json.as_bytes(), Codec::Raw),
+            None => (text.as_bytes(), Codec::Raw),
         };
         conn.prepare_cached(
             "INSERT INTO envelopes (seq, envelope, codec) VALUES (last_insert_rowid(), ?1, ?2)",
@@ -265,8 +267,10 @@ fn insert_envelope(conn: &Connection, ev: &NewEvent) -> Result<(), BusError> {
         conn.last_insert_rowid(),
         false,
     )?;
-    std::io::Write::write_all(&mut blob, json.as_bytes())
-        .map_err(|e| BusError::Storage(format!("cannot write the envelope: {e}")))?;
+    for piece in json.pieces() {
+        std::io::Write::write_all(&mut blob, piece)
+            .map_err(|e| BusError::Storage(format!("cannot write the envelope: {e}")))?;
+    }
     Ok(())
 }
 

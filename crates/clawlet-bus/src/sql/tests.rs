@@ -433,6 +433,7 @@ fn a_large_envelope_reads_back_as_it_was_written() {
     let pad = "x".repeat(STREAM_ENVELOPE_BYTES);
     let ev = event_with_payload(&format!(r#"{{"pad":"{pad}"}}"#));
     assert!(ev.json.len() > STREAM_ENVELOPE_BYTES);
+    assert_eq!(ev.json.pieces().count(), 3, "written piece by piece");
     assert_eq!(
         store_and_read_back(&conn, &ev),
         (Codec::Raw as i64, ev.json.len()),
@@ -545,7 +546,7 @@ fn a_claim_hands_out_a_damaged_envelope_beside_the_others() {
                 damaged.payload
             );
             assert!(
-                matches!(&good.payload, Payload::Stored(json) if json.contains(r#""id":"e2""#))
+                matches!(&good.payload, Payload::Stored(json) if json.text().contains(r#""id":"e2""#))
             );
         }
         other => panic!("claimed {other:?}"),
@@ -555,11 +556,17 @@ fn a_claim_hands_out_a_damaged_envelope_beside_the_others() {
 /// An event whose payload is `payload`.
 fn event_with_payload(payload: &str) -> NewEvent {
     let mut ev = event("e1", "github", "d1", 0);
-    let json = ev
-        .json
-        .replace(r#""payload":{}"#, &format!(r#""payload":{payload}"#));
-    ev.packed = Codec::pack(&json);
-    ev.json = json.into();
+    let mut envelope: clawlet_events::Envelope = serde_json::from_str(&ev.json.text()).unwrap();
+    envelope.payload = clawlet_events::Payload::from_json(payload).unwrap();
+    let json = envelope.json_pieces().unwrap();
+    // Joined below the streaming size, as publishing does; a large one stays in pieces.
+    let json = if json.len() < STREAM_ENVELOPE_BYTES {
+        json.join()
+    } else {
+        json
+    };
+    ev.packed = Codec::pack(&json.text());
+    ev.json = json;
     ev
 }
 
@@ -570,7 +577,7 @@ fn store_and_read_back(conn: &Db, ev: &NewEvent) -> (i64, usize) {
     let shown = show(conn, &ev.id).unwrap().unwrap();
     assert_eq!(
         serde_json::to_string(&shown.envelope).unwrap(),
-        *ev.json,
+        *ev.json.text(),
         "show"
     );
     let listed = list(conn, &ListFilter::default(), 0).unwrap();
@@ -578,7 +585,7 @@ fn store_and_read_back(conn: &Db, ev: &NewEvent) -> (i64, usize) {
     let work = claim(conn, &all, 0).unwrap().work;
     match &work[..] {
         [w] => match &w.payload {
-            Payload::Stored(json) => assert_eq!(json, &*ev.json, "claim"),
+            Payload::Stored(json) => assert_eq!(json, &ev.json, "claim"),
             other => panic!("a claim reads the journal, and gave {other:?}"),
         },
         other => panic!("claimed {other:?}"),
@@ -802,7 +809,7 @@ fn a_version_2_journal_is_migrated_when_opened() {
         insert(&conn, &pending, &large, None, 0);
         conn.execute(
             "UPDATE envelopes SET envelope = CAST(?1 AS TEXT) WHERE seq = 1",
-            [&*small.json],
+            [small.json.text().as_ref()],
         )
         .unwrap();
         conn.execute_batch("ALTER TABLE envelopes DROP COLUMN codec; PRAGMA user_version = 2;")
@@ -816,7 +823,10 @@ fn a_version_2_journal_is_migrated_when_opened() {
     assert_eq!(mode, "wal", "a journal file is durable");
     for ev in [&small, &large] {
         let shown = show(&conn, &ev.id).unwrap().unwrap();
-        assert_eq!(serde_json::to_string(&shown.envelope).unwrap(), *ev.json);
+        assert_eq!(
+            serde_json::to_string(&shown.envelope).unwrap(),
+            *ev.json.text()
+        );
     }
     // New events are written the current way beside the old ones.
     let third = event("e3", "github", "d3", 0);

@@ -11,7 +11,7 @@ use clawlet_bus::{
 };
 use tokio::sync::mpsc;
 
-use crate::{Seen, agent, envelope, recorder, route_all, sqlite_bus, start, wait_for};
+use crate::{Seen, agent, envelope, recorder, route_all, sqlite_bus, start, wait_all, wait_for};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -179,6 +179,61 @@ async fn always_failing_agent_dead_letters_then_replay_delivers() {
         "replay resets the attempts"
     );
     assert_eq!(journal.replay(ReplaySelector::Dead).unwrap(), 0);
+    shutdown.cancel();
+    dispatcher.join().await;
+}
+
+/// An envelope past the journal's streaming size is kept in pieces around its payload; the
+/// journal, an exec agent and a signed HTTP agent all get the same JSON, byte for byte.
+#[tokio::test]
+async fn a_large_event_reaches_every_agent_and_the_journal_whole() {
+    let (url, _ep, mut received) = endpoint(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let command = script(dir.path(), "cat > stdin.json");
+    let bus = sqlite_bus(&dir).await;
+    let (observer, mut seen) = recorder(None);
+    let (dispatcher, shutdown) = start(
+        &bus,
+        vec![
+            http_agent(&url, 2),
+            agent("script", AgentKind::Exec { command }, 2),
+        ],
+        vec![route_all("inbox"), route_all("script")],
+        observer,
+    );
+    let mut env = envelope("github", "push", "d-large");
+    // Over the 1 MiB streaming size, under the test endpoint's 2 MB body limit.
+    let pad = "é0123456789abcdef".repeat(90_000);
+    env.payload = clawlet_events::Payload::from_json(&format!(r#"{{"pad":"{pad}"}}"#)).unwrap();
+    let json = env.to_json().unwrap();
+    assert!(json.len() > 1024 * 1024, "{}", json.len());
+    bus.publish(&env).await.unwrap();
+    wait_all(
+        &mut seen,
+        &[
+            Seen::Attempt("inbox".into(), AttemptOutcome::Delivered),
+            Seen::Attempt("script".into(), AttemptOutcome::Delivered),
+        ],
+    )
+    .await;
+
+    let written = std::fs::read(dir.path().join("stdin.json")).unwrap();
+    assert!(written == json.as_bytes(), "the exec agent's input differs");
+    let (headers, body) = received.try_recv().unwrap();
+    assert!(body == json.as_bytes(), "the HTTP agent's body differs");
+    let key = clawlet_verify::standard::Key::from_secret(SECRET).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    clawlet_verify::standard::verify_headers(
+        &[key],
+        &headers,
+        &body,
+        clawlet_verify::UnixTime::from_secs(now),
+        Some(clawlet_verify::standard::DEFAULT_TOLERANCE),
+    )
+    .unwrap();
+    let stored = bus.show(&env.id).await.unwrap().unwrap();
+    assert_eq!(stored.envelope.payload, env.payload);
+    assert_eq!(stored.status, DeliveryStatus::Delivered);
     shutdown.cancel();
     dispatcher.join().await;
 }

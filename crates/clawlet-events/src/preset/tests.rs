@@ -19,7 +19,7 @@ fn check(source: Source, layout: Layout, headers: &[(&str, &[u8])], body: &str, 
         handler: "hooks",
         source,
         headers,
-        body: body.as_bytes(),
+        body: &bytes::Bytes::copy_from_slice(body.as_bytes()),
         received_at: time::OffsetDateTime::UNIX_EPOCH,
         custom: &custom,
     })

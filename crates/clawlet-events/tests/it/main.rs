@@ -25,7 +25,7 @@ fn run(
         handler: "test-handler",
         source,
         headers,
-        body,
+        body: &bytes::Bytes::copy_from_slice(body),
         received_at: RECEIVED_AT,
         custom,
     })

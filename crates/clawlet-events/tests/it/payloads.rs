@@ -318,3 +318,53 @@ fn envelopes_round_trip_through_json() {
         assert_eq!(keys, expected, "{name}");
     }
 }
+
+/// Whether `inner` lies inside `outer` in memory: the same bytes, not a copy of them.
+fn inside(inner: &[u8], outer: &[u8]) -> bool {
+    let (outer, inner) = (outer.as_ptr_range(), inner.as_ptr_range());
+    outer.start <= inner.start && inner.end <= outer.end
+}
+
+/// A JSON body's payload is the body's own buffer, trimmed, for every kind of sender; only a
+/// form body, whose JSON is decoded out of it, gets a payload of its own.
+#[test]
+fn a_json_payload_shares_the_body_buffer_and_a_form_payload_does_not() {
+    let push = read("github_push.json");
+    let mut spaced = b"\n  ".to_vec();
+    spaced.extend_from_slice(&push);
+    spaced.extend_from_slice(b"\r\n");
+    let custom = CustomOptions::default();
+    for (body, content_type, shared) in [
+        (push.clone(), "application/json", true),
+        (spaced, "application/json", true),
+        (
+            form_encode(&push),
+            "application/x-www-form-urlencoded",
+            false,
+        ),
+    ] {
+        let body = bytes::Bytes::from(body);
+        let headers = github_headers("push", "d-1", content_type);
+        let envelope = clawlet_events::parse(&clawlet_events::Request {
+            handler: "h",
+            source: Source::Github,
+            headers: &headers,
+            body: &body,
+            received_at: time::OffsetDateTime::UNIX_EPOCH,
+            custom: &custom,
+        })
+        .unwrap();
+        assert_eq!(envelope.payload.get(), json_text(&push), "{content_type}");
+        assert_eq!(
+            inside(envelope.payload.get().as_bytes(), &body),
+            shared,
+            "{content_type}"
+        );
+        // The JSON in pieces carries the same buffer on to the journal and to agents.
+        let json = envelope.json_pieces().unwrap();
+        let clawlet_events::EnvelopeJson::Pieces { payload, .. } = &json else {
+            panic!("json_pieces gives pieces");
+        };
+        assert_eq!(inside(payload.as_bytes(), &body), shared, "{content_type}");
+    }
+}
