@@ -437,7 +437,7 @@ impl SigningKey {
                     0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
                     0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
                 ];
-                let point = key.verifying_key().to_encoded_point(false);
+                let point = key.verifying_key().to_sec1_point(false);
                 let mut der = Vec::with_capacity(SPKI_HEADER.len() + point.len());
                 der.extend_from_slice(&SPKI_HEADER);
                 der.extend_from_slice(point.as_bytes());
