@@ -508,6 +508,62 @@ impl<'a> Request<'a> {
 pub struct Verifier {
     scheme: Scheme,
     keys: Vec<Key>,
+    /// For an HMAC scheme, each key's MAC with the key already absorbed, in `keys`' order.
+    keyed: Vec<Keyed>,
+}
+
+/// An HMAC with its key absorbed once, at construction: a verification clones it rather than
+/// hashing the key's two padded blocks again, which is about 2 % of the work at 7.7 KB.
+#[derive(Clone)]
+enum Keyed {
+    #[cfg(feature = "sha1")]
+    Sha1(hmac::Hmac<sha1::Sha1>),
+    Sha256(hmac::Hmac<sha2::Sha256>),
+    Sha512(hmac::Hmac<sha2::Sha512>),
+}
+
+impl Keyed {
+    /// The keyed MAC for `algorithm`, or `None` for an algorithm that is not an HMAC.
+    fn new(algorithm: Algorithm, key: &[u8]) -> Result<Option<Self>, VerifyError> {
+        fn keyed<M: KeyInit>(key: &[u8]) -> Result<M, VerifyError> {
+            <M as KeyInit>::new_from_slice(key).map_err(|_| VerifyError::InvalidSecret)
+        }
+        Ok(Some(match algorithm {
+            #[cfg(feature = "sha1")]
+            Algorithm::HmacSha1 => Self::Sha1(keyed(key)?),
+            Algorithm::HmacSha256 => Self::Sha256(keyed(key)?),
+            Algorithm::HmacSha512 => Self::Sha512(keyed(key)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The MAC of what `feed` streams.
+    fn digest(
+        &self,
+        feed: impl FnOnce(&mut dyn FnMut(&[u8])) -> Result<(), VerifyError>,
+    ) -> Result<crate::mac::Digest, VerifyError> {
+        fn run<M: hmac::Mac + Clone>(
+            keyed: &M,
+            feed: impl FnOnce(&mut dyn FnMut(&[u8])) -> Result<(), VerifyError>,
+        ) -> Result<crate::mac::Digest, VerifyError> {
+            let mut mac = keyed.clone();
+            feed(&mut |part| mac.update(part))?;
+            Ok(crate::mac::Digest::from_slice(&mac.finalize().into_bytes()))
+        }
+        match self {
+            #[cfg(feature = "sha1")]
+            Self::Sha1(mac) => run(mac, feed),
+            Self::Sha256(mac) => run(mac, feed),
+            Self::Sha512(mac) => run(mac, feed),
+        }
+    }
+}
+
+impl fmt::Debug for Keyed {
+    /// Key material: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keyed([redacted])")
+    }
 }
 
 impl Verifier {
@@ -528,7 +584,19 @@ impl Verifier {
             return Err(VerifyError::UnsupportedKey);
         }
         scheme.check()?;
-        Ok(Verifier { scheme, keys })
+        let mut keyed = Vec::new();
+        for key in &keys {
+            if let Key::Secret(secret) = key
+                && let Some(mac) = Keyed::new(scheme.algorithm, secret.expose())?
+            {
+                keyed.push(mac);
+            }
+        }
+        Ok(Verifier {
+            scheme,
+            keys,
+            keyed,
+        })
     }
 
     /// The scheme.
@@ -593,7 +661,11 @@ impl Verifier {
         timestamp: Option<i64>,
     ) -> Result<Option<usize>, VerifyError> {
         for (index, key) in self.keys.iter().enumerate() {
-            if self.scheme.matches(key, candidates, request, timestamp)? {
+            let keyed = self.keyed.get(index);
+            if self
+                .scheme
+                .matches(key, keyed, candidates, request, timestamp)?
+            {
                 return Ok(Some(index));
             }
         }
@@ -746,6 +818,7 @@ impl Scheme {
     fn matches(
         &self,
         key: &Key,
+        keyed: Option<&Keyed>,
         candidates: &Candidates<'_>,
         request: &Request<'_>,
         timestamp: Option<i64>,
@@ -755,7 +828,10 @@ impl Scheme {
                 Ok(candidates.iter().any(|c| secret.matches_token(c)))
             }
             (Key::Secret(secret), algorithm) => {
-                let digest = self.hmac(algorithm, secret.expose(), request, timestamp)?;
+                let digest = match keyed {
+                    Some(mac) => mac.digest(|sink| self.feed(request, timestamp, sink))?,
+                    None => self.hmac(algorithm, secret.expose(), request, timestamp)?,
+                };
                 let mut buf = [0u8; MAX_DECODED];
                 Ok(candidates.iter().any(|c| {
                     decode(c, self.signature.encoding, &mut buf)
