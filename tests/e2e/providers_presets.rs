@@ -43,11 +43,13 @@ fn signing_key(kind: &str, other: bool) -> SigningKey {
     }
 }
 
-/// One preset: its kind, the event type the sample is journalled with, and its handshake.
+/// One preset: its kind, the event type the sample is journalled with, its handshake, and how
+/// many events its sample holds (a batch is journalled as one event per element).
 struct Row {
     kind: &'static str,
     event_type: &'static str,
     handshake: Option<&'static str>,
+    events: usize,
 }
 
 const fn row(kind: &'static str, event_type: &'static str) -> Row {
@@ -55,6 +57,7 @@ const fn row(kind: &'static str, event_type: &'static str) -> Row {
         kind,
         event_type,
         handshake: None,
+        events: 1,
     }
 }
 
@@ -63,6 +66,16 @@ const fn shaking(kind: &'static str, event_type: &'static str, label: &'static s
         kind,
         event_type,
         handshake: Some(label),
+        events: 1,
+    }
+}
+
+const fn batch(kind: &'static str, event_type: &'static str, events: usize) -> Row {
+    Row {
+        kind,
+        event_type,
+        handshake: None,
+        events,
     }
 }
 
@@ -92,7 +105,7 @@ const ROWS: &[Row] = &[
     shaking("msgraph", "created", "msgraph_validation_token"),
     shaking("dropbox", "list_folder", "dropbox_challenge"),
     shaking("discord", "APPLICATION_AUTHORIZED", "discord_ping"),
-    row("sendgrid", "delivered"),
+    batch("sendgrid", "delivered", 2),
 ];
 
 /// The keys a handler of `kind` needs besides its kind and path.
@@ -160,7 +173,8 @@ fn body(kind: &str, now: i64, client_state: &str) -> Vec<u8> {
             "event-data": { "event": "opened" } })
         }
         "msgraph" => json!({ "value": [{ "clientState": client_state, "changeType": "updated" }] }),
-        "hubspot" | "sendgrid" => json!([{ "event": "x" }]),
+        "hubspot" => json!([{ "event": "x" }]),
+        "sendgrid" => json!([{ "event": "x", "sg_event_id": format!("x-{now}") }]),
         _ => json!({ "type": "x", "id": "1" }),
     };
     serde_json::to_vec(&value).unwrap()
@@ -250,14 +264,52 @@ async fn every_preset_accepts_its_sender_and_refuses_forgeries() {
         let reply: Value =
             serde_json::from_str(shown.lines().nth(1).unwrap_or("")).unwrap_or(Value::Null);
         assert_eq!(reply["status"], "accepted", "{kind}: {shown}");
-        let id = reply["event_id"].as_str().unwrap().to_owned();
+        // A batch is answered with the id of each event it was split into.
+        let ids: Vec<&str> = match reply["event_ids"].as_array() {
+            Some(ids) => ids.iter().map(|id| id.as_str().unwrap()).collect(),
+            None => vec![reply["event_id"].as_str().unwrap()],
+        };
+        assert_eq!(ids.len(), row.events, "{kind}: {shown}");
         let stored = journal(&daemon);
-        let entry = stored
-            .iter()
-            .find(|e| e["id"] == id.as_str())
-            .unwrap_or_else(|| panic!("{kind}: {id} not journalled"));
-        assert_eq!(entry["type"], row.event_type, "{kind}");
-        assert_eq!(entry["source"], kind, "{kind}");
+        let mine: Vec<&Value> = stored.iter().filter(|e| e["handler"] == kind).collect();
+        assert_eq!(mine.len(), row.events, "{kind}: {mine:?}");
+        for id in ids {
+            let entry = stored
+                .iter()
+                .find(|e| e["id"] == id)
+                .unwrap_or_else(|| panic!("{kind}: {id} not journalled"));
+            assert_eq!(entry["type"], row.event_type, "{kind}");
+            assert_eq!(entry["source"], kind, "{kind}");
+        }
+        if row.events > 1 {
+            // Each event of a batch is its element, deduplicated by the element's own id.
+            for entry in &mine {
+                assert!(entry["payload"].is_object(), "{kind}: {entry}");
+                assert_eq!(
+                    entry["delivery_id"], entry["payload"]["sg_event_id"],
+                    "{kind}: {entry}"
+                );
+            }
+            assert_ne!(mine[0]["delivery_id"], mine[1]["delivery_id"], "{kind}");
+
+            // The same batch twice: the second time every event is a duplicate of the first.
+            let mut replies = Vec::new();
+            for _ in 0..2 {
+                let out = send_preset(&daemon, kind, &["--delivery-id", "batch-resent"]);
+                assert!(out.status.success(), "{kind}: {}", text(&out));
+                let shown = text(&out);
+                let reply: Value =
+                    serde_json::from_str(shown.lines().nth(1).unwrap_or("")).unwrap_or(Value::Null);
+                replies.push(reply);
+            }
+            assert_eq!(replies[0]["accepted"], row.events, "{kind}: {replies:?}");
+            assert_eq!(replies[1]["status"], "duplicate", "{kind}: {replies:?}");
+            assert_eq!(replies[1]["duplicate"], row.events, "{kind}: {replies:?}");
+            assert_eq!(replies[1]["event_ids"], replies[0]["event_ids"], "{kind}");
+            let now_stored = journal(&daemon);
+            let count = now_stored.iter().filter(|e| e["handler"] == kind).count();
+            assert_eq!(count, 2 * row.events, "{kind}: the resend stored events");
+        }
 
         let now = now();
         let (headers, body) = signed(kind, false, now);

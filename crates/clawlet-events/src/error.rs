@@ -43,6 +43,19 @@ pub enum ParseError {
     /// A configured JSON pointer does not start with `/` (RFC 6901); a configuration mistake.
     #[error("JSON pointer {0:?} must be empty or start with '/'")]
     InvalidPointer(String),
+    /// One element of a batch ([`Layout::split`](crate::Layout::split)) is not an event the
+    /// parser can read; the whole batch is refused. `index` counts from 0.
+    #[error("batch element {index}: {source}")]
+    BatchElement {
+        /// Where the element is in the batch, from 0.
+        index: usize,
+        /// What is wrong with it.
+        #[source]
+        source: Box<ParseError>,
+    },
+    /// A batch holds more elements than [`MAX_BATCH`](crate::MAX_BATCH).
+    #[error("the batch holds more than {0} events")]
+    BatchTooLarge(usize),
 }
 
 impl ParseError {
@@ -69,6 +82,10 @@ impl ParseError {
             Self::InvalidHeader(_) => "invalid_header",
             Self::DuplicateHeader(_) => "duplicate_header",
             Self::InvalidPointer(_) => "invalid_pointer",
+            // The element's own reason: a batch refused for a missing event type is counted
+            // with the single deliveries refused for one.
+            Self::BatchElement { source, .. } => source.code(),
+            Self::BatchTooLarge(_) => "batch_too_large",
         }
     }
 }

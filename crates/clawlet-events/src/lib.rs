@@ -31,7 +31,11 @@
 //! assert_eq!(envelope.payload.get().as_bytes(), body);
 //! # Ok::<(), clawlet_events::ParseError>(())
 //! ```
+//!
+//! A sender that posts several events in one request (SendGrid's array of events) is read by
+//! [`parse_batch`], which gives one envelope per element when the handler's [`Layout`] says so.
 
+mod batch;
 mod custom;
 mod envelope;
 mod error;
@@ -54,6 +58,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use serde_json::value::RawValue;
 
+pub use batch::{MAX_BATCH, Parsed, parse_batch};
 pub use envelope::{Envelope, EnvelopeJson, Payload, Source};
 pub use error::{EnvelopeError, ParseError};
 pub use filter::{entry_selects, selects};

@@ -38,8 +38,14 @@ pub struct Layout {
     /// Whether a form-encoded body is taken: its `payload` field when it has one (JSON text),
     /// else its fields as a JSON object of strings.
     pub form: bool,
-    /// Whether the body may be a JSON array (senders that batch events) besides an object.
+    /// Whether the body may be a JSON array (senders that batch events) besides an object, read
+    /// by [`parse`](crate::parse) as one event.
     pub array: bool,
+    /// Whether an array body is a batch whose elements are events of their own: each element is
+    /// read at these places, relative to the element, into an envelope of its own by
+    /// [`parse_batch`](crate::parse_batch). [`parse`](crate::parse) takes an array body only
+    /// when [`Layout::array`] is set as well.
+    pub split: bool,
     /// Headers copied into the envelope.
     pub kept_headers: Vec<String>,
     /// When no place holds a delivery id, take a fresh one rather than the body's hash: for
@@ -162,7 +168,7 @@ fn described(source: Source) -> Described {
         Source::Msgraph => ("Microsoft Graph", &["/value/0/resource"]),
         Source::Dropbox => ("Dropbox", &[]),
         Source::Discord => ("Discord", &["/data/name", "/event/data/guild/name"]),
-        Source::Sendgrid => ("SendGrid", &["/0/sg_message_id"]),
+        Source::Sendgrid => ("SendGrid", &["/sg_message_id"]),
         Source::Github | Source::Stripe | Source::Custom | Source::Standard => ("", &[]),
     };
     Described { name, subjects }

@@ -14,7 +14,9 @@
 //!   `Retry-After`, see [`ServerLimits::max_inflight_body_bytes`]) → signature (401) → parse
 //!   (400/415) → event filter → publish. 2xx only for `accepted` (stored), `duplicate` (stored before),
 //!   `ignored` (verified, not in the handler's `events`) and `pong` (GitHub's `ping`, verified and
-//!   never queued, whatever `events` says). A bus failure is 503 with `Retry-After`.
+//!   never queued, whatever `events` says). A bus failure is 503 with `Retry-After`. A batch
+//!   (SendGrid's array of events) is filtered and published per event, and answered 2xx only
+//!   when each selected event is stored now or was before; one failure makes it 503.
 //! - A handler's own `allowed_ips` and `rate_limit` replace the global ones; the global limiter
 //!   is shared by every handler without its own, and a handler whose limit is
 //!   [`HandlerRateLimit::Off`] is not limited at all.

@@ -306,6 +306,20 @@ impl Metrics {
         inc(&self.0.ignored, handler);
     }
 
+    /// A batch answered 2xx: its events already stored and those the event filter left out,
+    /// each counted as one delivery would be.
+    pub(crate) fn batch(&self, handler: &str, duplicates: u64, ignored: u64) {
+        for (family, n) in [(&self.0.duplicates, duplicates), (&self.0.ignored, ignored)] {
+            if n > 0 {
+                family
+                    .get_or_create(&HandlerLabel {
+                        handler: handler.to_owned(),
+                    })
+                    .inc_by(n);
+            }
+        }
+    }
+
     /// A request no handler serves; `method` is one of a fixed set of labels.
     pub(crate) fn unmatched(&self, method: &'static str) {
         self.0

@@ -1,7 +1,10 @@
 //! What happens to one request, cheapest check first and nothing parsed before it is verified:
 //! client IP (403 when a trusted proxy names none) → allowlist (403) → rate limit (429) → body
 //! size (413) → body budget (503) → signature (401) → parse (400/415) → event filter (200
-//! ignored) → publish (200 accepted/duplicate, 503).
+//! ignored) → publish (200 accepted/duplicate, 503). A batch (SendGrid's array of events) is
+//! filtered and published per event (`batch.rs`).
+
+mod batch;
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -39,6 +42,8 @@ enum Done {
     Pong,
     /// A sender's registration or liveness handshake, answered as it expects, never queued.
     Handshake(Reply),
+    /// A batch whose every selected event is stored now or was before.
+    Batch(batch::Outcome),
 }
 
 /// What the request log line says besides status and latency.
@@ -51,6 +56,8 @@ struct Trail {
     verification: Option<&'static str>,
     event_type: Option<String>,
     delivery_id: Option<String>,
+    /// How many events a batch held; its first event's type and id are the two above.
+    batch_size: Option<usize>,
     body: Option<Bytes>,
 }
 
@@ -294,7 +301,7 @@ async fn run(
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
-    let envelope = clawlet_events::parse(&clawlet_events::Request {
+    let parsed = clawlet_events::parse_batch(&clawlet_events::Request {
         handler: name,
         source: handler.spec.source,
         headers: &header_pairs,
@@ -303,6 +310,13 @@ async fn run(
         custom: &handler.spec.custom,
     })
     .map_err(ApiError::Parse)?;
+    let envelope = match parsed {
+        clawlet_events::Parsed::One(envelope) => envelope,
+        clawlet_events::Parsed::Batch(envelopes) => {
+            drop(body);
+            return batch::publish(app, handler, envelopes, trail).await;
+        }
+    };
     trail.event_type = Some(envelope.event_type.clone());
     trail.delivery_id = Some(envelope.delivery_id.clone());
 
@@ -462,13 +476,14 @@ impl Done {
             Self::Ignored => "ignored",
             Self::Pong => "pong",
             Self::Handshake(_) => "handshake",
+            Self::Batch(outcome) => outcome.word(),
         }
     }
 
     fn event_id(&self) -> Option<&String> {
         match self {
             Self::Accepted(id) | Self::Duplicate(id) => Some(id),
-            Self::Ignored | Self::Pong | Self::Handshake(_) => None,
+            Self::Ignored | Self::Pong | Self::Handshake(_) | Self::Batch(_) => None,
         }
     }
 }
@@ -561,6 +576,7 @@ struct Line<'a> {
 fn render(done: Done, kind: ResponseType) -> Response {
     let done = match done {
         Done::Handshake(reply) => return reply.into_response(),
+        Done::Batch(outcome) => return outcome.render(kind),
         other => other,
     };
     let (status, event_id) = (done.word(), done.event_id());
@@ -602,6 +618,7 @@ fn log(
                 outcome = line.outcome,
                 event_type = trail.event_type.as_deref(),
                 delivery_id = trail.delivery_id.as_deref(),
+                batch_size = trail.batch_size,
                 client_ip = trail.client_ip.map(tracing::field::display),
                 proxy = trail.proxy.map(tracing::field::display),
                 latency_ms = rounded_ms(line.latency),

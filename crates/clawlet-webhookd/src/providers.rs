@@ -38,6 +38,10 @@ struct Row {
     fresh_id: bool,
     form: bool,
     array: bool,
+    /// Whether an array body is a batch of events, each stored on its own (see
+    /// [`Layout::split`]): the places are read inside each element, so the scheme's, which
+    /// name the first element, are left out.
+    split: bool,
     kept: &'static [&'static str],
 }
 
@@ -62,6 +66,7 @@ const fn row(kind: HandlerKind) -> Row {
         fresh_id: false,
         form: false,
         array: false,
+        split: false,
         kept: &[],
     }
 }
@@ -175,8 +180,10 @@ const ROWS: &[Row] = &[
         ..row(HandlerKind::Discord)
     },
     Row {
-        id_hash_only: true,
-        array: true,
+        // Each event of the array is stored on its own, deduplicated by its `sg_event_id`.
+        event_first: &[P::J("/event")],
+        id_then: &[P::J("/sg_event_id")],
+        split: true,
         ..row(HandlerKind::Sendgrid)
     },
 ];
@@ -205,10 +212,12 @@ pub(crate) fn layout(kind: HandlerKind) -> Option<Layout> {
     let row = ROWS.iter().find(|r| r.kind == kind)?;
     let scheme = &presets::by_name(kind.name())?.scheme;
     let mut event_type: Vec<Place> = places(row.event_first).collect();
-    event_type.extend(scheme.event.iter().flat_map(place));
+    if !row.split {
+        event_type.extend(scheme.event.iter().flat_map(place));
+    }
     event_type.extend(places(row.event_then));
     // A one-time token (Mailgun's) is the dedup key: it is what may be accepted only once.
-    let mut delivery_id: Vec<Place> = if row.id_hash_only {
+    let mut delivery_id: Vec<Place> = if row.id_hash_only || row.split {
         Vec::new()
     } else {
         scheme
@@ -227,6 +236,7 @@ pub(crate) fn layout(kind: HandlerKind) -> Option<Layout> {
         fresh_id: row.fresh_id,
         form: row.form,
         array: row.array,
+        split: row.split,
         kept_headers: row.kept.iter().map(|h| (*h).to_owned()).collect(),
     })
 }
@@ -469,6 +479,18 @@ mod tests {
             assert_eq!(rule.tolerance.past, window, "{}", kind.name());
             assert_eq!(rule.tolerance.future, window, "{}", kind.name());
         }
+    }
+
+    #[test]
+    fn sendgrid_reads_each_event_of_its_batch_on_its_own() {
+        let layout = layout(HandlerKind::Sendgrid).unwrap();
+        assert!(layout.split);
+        // Relative to each element: the scheme's `/0/...` places would name the first event.
+        assert_eq!(layout.event_type, [Place::Pointer("/event".to_owned())]);
+        assert_eq!(
+            layout.delivery_id,
+            [Place::Pointer("/sg_event_id".to_owned())]
+        );
     }
 
     #[test]

@@ -561,6 +561,48 @@ mod tests {
         );
     }
 
+    /// `send sendgrid` posts a batch, which the daemon's SendGrid handler splits into one event
+    /// per element, each with its own delivery id derived from `--delivery-id`.
+    #[test]
+    fn the_sendgrid_sample_is_a_batch_of_events() {
+        let mut a = args(Provider::Sendgrid, "unused");
+        a.private_key = Some("07".repeat(32));
+        a.event = Some("open".to_owned());
+        let d = build(&a, 1_700_000_000).unwrap();
+        let custom = clawlet_events::CustomOptions {
+            layout: crate::providers::layout(clawlet_config::HandlerKind::Sendgrid).unwrap(),
+            ..clawlet_events::CustomOptions::default()
+        };
+        let headers: Vec<(&str, &[u8])> = d
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        let parsed = clawlet_events::parse_batch(&clawlet_events::Request {
+            handler: "sendgrid",
+            source: clawlet_events::Source::Sendgrid,
+            headers: &headers,
+            body: &bytes::Bytes::copy_from_slice(&d.body),
+            received_at: time::OffsetDateTime::UNIX_EPOCH,
+            custom: &custom,
+        })
+        .unwrap();
+        let clawlet_events::Parsed::Batch(events) = parsed else {
+            panic!("not a batch: {}", String::from_utf8_lossy(&d.body));
+        };
+        let got: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.event_type.as_str(), e.delivery_id.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("open", "0190c6a0-0000-7000-8000-000000000001-1"),
+                ("open", "0190c6a0-0000-7000-8000-000000000001-2"),
+            ]
+        );
+    }
+
     #[test]
     fn samples_exist_for_every_event_the_spec_lists() {
         for event in [

@@ -118,17 +118,17 @@ fn forms_and_arrays_only_where_the_layout_takes_them() {
         "unsupported_content_type",
     );
     let batched = Layout {
-        event_type: vec![pointer("/0/event")],
-        delivery_id: vec![pointer("/0/sg_event_id")],
+        event_type: vec![pointer("/0/subscriptionType")],
+        delivery_id: vec![pointer("/0/eventId")],
         array: true,
         ..Layout::default()
     };
     check(
-        Source::Sendgrid,
+        Source::Hubspot,
         batched.clone(),
         &[JSON],
-        r#"[{"event":"delivered","sg_event_id":"e1","sg_message_id":"m1"}]"#,
-        "delivered | - | e1 | SendGrid delivered: m1",
+        r#"[{"subscriptionType":"contact.creation","eventId":"e1","objectId":7}]"#,
+        "contact.creation | - | e1 | HubSpot contact.creation: 7",
     );
     check(
         Source::Paddle,

@@ -197,3 +197,56 @@ proptest! {
         }
     }
 }
+
+/// Where SendGrid's events carry their type and id.
+fn sendgrid() -> CustomOptions {
+    use clawlet_events::{Layout, Place};
+    CustomOptions {
+        layout: Layout {
+            event_type: vec![Place::Pointer("/event".to_owned())],
+            delivery_id: vec![Place::Pointer("/sg_event_id".to_owned())],
+            split: true,
+            ..Layout::default()
+        },
+        ..CustomOptions::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A batch of events, however it is spaced, splits into one envelope per element whose
+    /// payload is that element's text and whose type and id are the element's own.
+    #[test]
+    fn a_batch_splits_into_its_elements_byte_for_byte(
+        elements in prop::collection::vec(("[a-z_.]{1,16}", "[A-Za-z0-9+/=_-]{1,40}", json_value()), 0..8),
+        gap in "[ \t\n\r]{0,3}",
+    ) {
+        let texts: Vec<String> = elements
+            .iter()
+            .map(|(event, id, extra)| {
+                serde_json::to_string(&serde_json::json!({ "event": event, "sg_event_id": id, "extra": extra }))
+                    .unwrap()
+            })
+            .collect();
+        let body = format!("{gap}[{gap}{}{gap}]{gap}", texts.join(&format!("{gap},{gap}")));
+        let parsed = clawlet_events::parse_batch(&clawlet_events::Request {
+            handler: "mail",
+            source: Source::Sendgrid,
+            headers: &[("content-type", b"application/json")],
+            body: &bytes::Bytes::copy_from_slice(body.as_bytes()),
+            received_at: time::OffsetDateTime::UNIX_EPOCH,
+            custom: &sendgrid(),
+        });
+        let Ok(clawlet_events::Parsed::Batch(events)) = parsed else {
+            panic!("{body}: {parsed:?}");
+        };
+        prop_assert_eq!(events.len(), texts.len());
+        for (e, (text, (event, id, _))) in events.iter().zip(texts.iter().zip(&elements)) {
+            prop_assert_eq!(e.payload.get(), text.as_str());
+            prop_assert_eq!(&e.event_type, event);
+            prop_assert_eq!(&e.delivery_id, id);
+            assert_promises(e, text.as_bytes());
+        }
+    }
+}

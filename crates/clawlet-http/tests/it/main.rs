@@ -5,6 +5,7 @@
     reason = "a test that cannot set up should fail loudly"
 )]
 
+mod batch;
 mod edges;
 mod handshakes;
 mod oneshot;

@@ -396,10 +396,17 @@ fn sample(
             json!({ "version": 1, "application_id": "1100000000000000000", "type": 1,
             "event": { "type": event("APPLICATION_AUTHORIZED"), "timestamp": iso, "data": { "user": { "id": "1", "username": "octocat" } } } }),
         ),
+        // A batch, as SendGrid posts them: the daemon stores each event on its own, deduplicated
+        // by its `sg_event_id` (both derived from the delivery id, so that a resend with the
+        // same `--delivery-id` is answered `duplicate`).
         HandlerKind::Sendgrid => (
             vec![],
-            json!([{ "email": "user@example.com", "timestamp": now, "event": event("delivered"),
-            "sg_event_id": id, "sg_message_id": format!("{compact}.filter0001") }]),
+            json!([
+                { "email": "user@example.com", "timestamp": now, "event": event("delivered"),
+                  "sg_event_id": format!("{id}-1"), "sg_message_id": format!("{compact}.filter0001") },
+                { "email": "other@example.com", "timestamp": now, "event": event("delivered"),
+                  "sg_event_id": format!("{id}-2"), "sg_message_id": format!("{compact}.filter0002") }
+            ]),
         ),
         HandlerKind::Github | HandlerKind::Stripe | HandlerKind::Custom | HandlerKind::Standard => {
             (vec![], json!({}))
