@@ -1,5 +1,7 @@
 //! How an envelope's bytes are stored in the `envelopes` table, and read back.
 
+use clawlet_events::EnvelopeJson;
+
 /// Envelopes at least this long are written into the row in place rather than bound, and stored
 /// as they are: compressing one would hold a second copy of a large body in memory.
 pub(super) const STREAM_ENVELOPE_BYTES: usize = crate::store::LARGE_ENVELOPE_BYTES;
@@ -19,10 +21,13 @@ impl Codec {
     /// The LZ4 block to store for `json`, or `None` to store it as it is: when it is large (see
     /// [`STREAM_ENVELOPE_BYTES`]), or when compression saves less than an eighth, which is not
     /// worth a decompression on every read back.
-    pub(crate) fn pack(json: &str) -> Option<Vec<u8>> {
+    pub(crate) fn pack(json: &EnvelopeJson) -> Option<Vec<u8>> {
+        // Checked before the text is asked for: a large envelope's text is in pieces, and
+        // joining them would copy the whole body.
         if json.len() >= STREAM_ENVELOPE_BYTES {
             return None;
         }
+        let json = json.text();
         let packed = lz4_flex::block::compress_prepend_size(json.as_bytes());
         (packed.len() <= json.len() - json.len() / 8).then_some(packed)
     }

@@ -90,7 +90,7 @@ impl NewEvent {
             // Compressed by the publishing task, not by the writer thread that every event
             // passes through.
             packed: if compress {
-                Codec::pack(&fresh.json.text())
+                Codec::pack(&fresh.json)
             } else {
                 None
             },

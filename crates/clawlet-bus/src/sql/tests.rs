@@ -54,9 +54,9 @@ fn db() -> Db {
 }
 
 fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent {
-    let json = format!(
+    let json = clawlet_events::EnvelopeJson::from(format!(
         r#"{{"id":"{id}","handler":"{handler}","source":"github","type":"push","action":null,"delivery_id":"{delivery}","received_at":"2026-01-01T00:00:00Z","summary":"s","headers":{{}},"payload":{{}}}}"#
-    );
+    ));
     NewEvent {
         id: id.to_owned(),
         handler: handler.to_owned(),
@@ -66,7 +66,7 @@ fn event(id: &str, handler: &str, delivery: &str, received_at: i64) -> NewEvent 
         delivery_id: delivery.to_owned(),
         received_at,
         packed: Codec::pack(&json),
-        json: json.into(),
+        json,
         dedup_key: dedup_key(handler, delivery),
     }
 }
@@ -565,7 +565,7 @@ fn event_with_payload(payload: &str) -> NewEvent {
     } else {
         json
     };
-    ev.packed = Codec::pack(&json.text());
+    ev.packed = Codec::pack(&json);
     ev.json = json;
     ev
 }
