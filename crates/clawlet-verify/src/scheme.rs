@@ -825,7 +825,7 @@ impl Scheme {
     ) -> Result<bool, VerifyError> {
         match (key, self.algorithm) {
             (Key::Secret(secret), Algorithm::Token) => {
-                Ok(candidates.iter().any(|c| secret.matches_token(c)))
+                Ok(candidates.any(|c| secret.matches_token(c)))
             }
             (Key::Secret(secret), algorithm) => {
                 let digest = match keyed {
@@ -833,7 +833,7 @@ impl Scheme {
                     None => self.hmac(algorithm, secret.expose(), request, timestamp)?,
                 };
                 let mut buf = [0u8; MAX_DECODED];
-                Ok(candidates.iter().any(|c| {
+                Ok(candidates.any(|c| {
                     decode(c, self.signature.encoding, &mut buf)
                         .is_some_and(|n| ct_eq(&buf[..n], digest.as_bytes()))
                 }))
@@ -845,7 +845,7 @@ impl Scheme {
                     message.extend_from_slice(part)
                 })?;
                 let mut buf = [0u8; MAX_DECODED];
-                Ok(candidates.iter().any(|c| {
+                Ok(candidates.any(|c| {
                     decode(c, self.signature.encoding, &mut buf)
                         .and_then(|n| <[u8; 64]>::try_from(&buf[..n]).ok())
                         .is_some_and(|sig| {
@@ -865,7 +865,7 @@ impl Scheme {
                 self.feed(request, timestamp, &mut |part| hasher.update(part))?;
                 let prehash = hasher.finalize();
                 let mut buf = [0u8; MAX_DECODED];
-                Ok(candidates.iter().any(|c| {
+                Ok(candidates.any(|c| {
                     decode(c, self.signature.encoding, &mut buf)
                         .and_then(|n| {
                             if algorithm == Algorithm::EcdsaP256Der {
@@ -1148,7 +1148,17 @@ fn aged_from_millis(timestamp: i64, unit: Unit) -> i128 {
 struct Candidates<'a> {
     raw: &'a [u8],
     signature: &'a Signature,
+    /// The list's first signatures, found in one pass when the list is checked, so that each
+    /// key's comparison does not parse the header again.
+    first: [&'a [u8]; FIRST_CANDIDATES],
+    /// How many of `first` are filled.
+    count: usize,
+    /// Whether `first` holds every signature in the list; a longer list is parsed again.
+    complete: bool,
 }
+
+/// How many signatures a list keeps from its one pass: more than any sender rotates through.
+const FIRST_CANDIDATES: usize = 8;
 
 impl<'a> Candidates<'a> {
     fn new(
@@ -1156,7 +1166,13 @@ impl<'a> Candidates<'a> {
         algorithm: Algorithm,
         raw: &'a [u8],
     ) -> Result<Candidates<'a>, VerifyError> {
-        let candidates = Candidates { raw, signature };
+        let mut candidates = Candidates {
+            raw,
+            signature,
+            first: [&[]; FIRST_CANDIDATES],
+            count: 0,
+            complete: true,
+        };
         match &signature.list {
             List::Single => {
                 let value = raw
@@ -1180,35 +1196,74 @@ impl<'a> Candidates<'a> {
                 }
             }
             List::Separated(_) | List::Pairs { .. } => {
-                if candidates.iter().next().is_none() {
+                let mut first = [&[][..]; FIRST_CANDIDATES];
+                let mut count = 0;
+                let mut all = candidates.iter();
+                for (slot, value) in first.iter_mut().zip(all.by_ref()) {
+                    *slot = value;
+                    count += 1;
+                }
+                let complete = all.next().is_none();
+                if count == 0 {
                     return Err(VerifyError::NoSignatureForScheme);
                 }
+                candidates.first = first;
+                candidates.count = count;
+                candidates.complete = complete;
+                return Ok(candidates);
             }
         }
+        candidates.first[0] = candidates.iter().next().unwrap_or_default();
+        candidates.count = 1;
         Ok(candidates)
     }
 
-    fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        let prefix = self.signature.prefix.as_bytes();
-        let raw = self.raw;
-        let (single, separated, paired) = match &self.signature.list {
+    /// Whether `check` holds for any signature in the list.
+    fn any(&self, mut check: impl FnMut(&'a [u8]) -> bool) -> bool {
+        if self.complete {
+            self.first[..self.count].iter().any(|c| check(c))
+        } else {
+            self.iter().any(check)
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        signatures(self.raw, self.signature)
+    }
+}
+
+/// The signatures in the header value `raw`, as `signature` lays them out, prefix removed.
+fn signatures<'a>(raw: &'a [u8], signature: &'a Signature) -> impl Iterator<Item = &'a [u8]> + 'a {
+    {
+        let prefix = signature.prefix.as_bytes();
+        let (single, separated, paired) = match &signature.list {
             List::Single => (Some(raw), None, None),
             List::Separated(sep) => (None, Some(*sep), None),
             List::Pairs { separator, key } => (None, None, Some((*separator, key.as_bytes()))),
         };
-        let single = single
-            .into_iter()
-            .filter_map(move |v| v.strip_prefix(prefix));
+        let strip = move |v: &'a [u8]| {
+            if prefix.is_empty() {
+                Some(v)
+            } else {
+                v.strip_prefix(prefix)
+            }
+        };
+        let single = single.into_iter().filter_map(strip);
         let separated = separated
             .into_iter()
             .flat_map(move |sep| raw.split(move |&b| b == sep))
-            .filter_map(move |entry| trim_spaces(entry).strip_prefix(prefix));
+            .filter_map(move |entry| strip(trim_spaces(entry)));
         let paired = paired
             .into_iter()
-            .flat_map(move |(sep, key)| pairs(raw, sep).filter(move |(k, _)| *k == key))
-            .filter_map(move |(_, v)| v.strip_prefix(prefix));
+            .flat_map(move |(sep, key)| pairs(raw, sep).filter(move |(k, _)| same(k, key)))
+            .filter_map(move |(_, v)| strip(v));
         single.chain(separated).chain(paired)
     }
+}
+
+/// Byte equality of two short values (a pair's key), without a call into `memcmp`.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 fn trim_spaces(mut s: &[u8]) -> &[u8] {

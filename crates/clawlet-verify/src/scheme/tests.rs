@@ -169,6 +169,18 @@ fn signature_layouts() {
         Err(VerifyError::NoSignatureForScheme),
     );
     check(pairs(), "", Err(VerifyError::missing("x-sig")));
+    // Past the signatures a list keeps from its first pass, every one is still tried.
+    for wrong in [super::FIRST_CANDIDATES - 1, super::FIRST_CANDIDATES, 20] {
+        let list = |key: &str| {
+            let mut entries = vec![format!("{key}{HEX}"); wrong];
+            entries.push(format!("{key}{real}"));
+            entries.join(",")
+        };
+        check(separated(), &list("v1="), Ok(0));
+        check(pairs(), &list("h1=").replace(',', ";"), Ok(0));
+        let forged = list("v1=").replace(&real, HEX);
+        check(separated(), &forged, Err(VerifyError::Mismatch));
+    }
 }
 
 #[test]
