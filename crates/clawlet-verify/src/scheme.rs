@@ -1233,31 +1233,67 @@ impl<'a> Candidates<'a> {
 }
 
 /// The signatures in the header value `raw`, as `signature` lays them out, prefix removed.
-fn signatures<'a>(raw: &'a [u8], signature: &'a Signature) -> impl Iterator<Item = &'a [u8]> + 'a {
-    {
-        let prefix = signature.prefix.as_bytes();
-        let (single, separated, paired) = match &signature.list {
-            List::Single => (Some(raw), None, None),
-            List::Separated(sep) => (None, Some(*sep), None),
-            List::Pairs { separator, key } => (None, None, Some((*separator, key.as_bytes()))),
-        };
-        let strip = move |v: &'a [u8]| {
-            if prefix.is_empty() {
-                Some(v)
-            } else {
-                v.strip_prefix(prefix)
+fn signatures<'a>(raw: &'a [u8], signature: &'a Signature) -> Signatures<'a> {
+    Signatures {
+        rest: Some(raw),
+        list: &signature.list,
+        prefix: signature.prefix.as_bytes(),
+    }
+}
+
+/// [`signatures`]: one pass over the value, entry by entry.
+struct Signatures<'a> {
+    /// What is left to read; `None` once the last entry was read.
+    rest: Option<&'a [u8]>,
+    list: &'a List,
+    prefix: &'a [u8],
+}
+
+impl<'a> Iterator for Signatures<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let rest = self.rest?;
+            let value = match self.list {
+                List::Single => {
+                    self.rest = None;
+                    Some(rest)
+                }
+                List::Separated(separator) => {
+                    let (entry, after) = split_at_byte(rest, *separator);
+                    self.rest = after;
+                    Some(trim_spaces(entry))
+                }
+                List::Pairs { separator, key } => {
+                    let (entry, after) = split_at_byte(rest, *separator);
+                    self.rest = after;
+                    entry
+                        .iter()
+                        .position(|&b| b == b'=')
+                        .filter(|&eq| same(&entry[..eq], key.as_bytes()))
+                        .map(|eq| &entry[eq + 1..])
+                }
+            };
+            let stripped = value.and_then(|v| {
+                if self.prefix.is_empty() {
+                    Some(v)
+                } else {
+                    v.strip_prefix(self.prefix)
+                }
+            });
+            if stripped.is_some() {
+                return stripped;
             }
-        };
-        let single = single.into_iter().filter_map(strip);
-        let separated = separated
-            .into_iter()
-            .flat_map(move |sep| raw.split(move |&b| b == sep))
-            .filter_map(move |entry| strip(trim_spaces(entry)));
-        let paired = paired
-            .into_iter()
-            .flat_map(move |(sep, key)| pairs(raw, sep).filter(move |(k, _)| same(k, key)))
-            .filter_map(move |(_, v)| strip(v));
-        single.chain(separated).chain(paired)
+        }
+    }
+}
+
+/// `value` up to the first `separator`, and what follows it (`None` when there is none).
+fn split_at_byte(value: &[u8], separator: u8) -> (&[u8], Option<&[u8]>) {
+    match value.iter().position(|&b| b == separator) {
+        Some(at) => (&value[..at], Some(&value[at + 1..])),
+        None => (value, None),
     }
 }
 
