@@ -55,6 +55,20 @@ async fn endpoint(
     (url, ep, rx)
 }
 
+/// Checks the Standard Webhooks signature an HTTP agent's delivery carries.
+fn assert_signed(headers: &HeaderMap, body: &[u8]) {
+    let key = clawlet_verify::standard::Key::from_secret(SECRET).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    clawlet_verify::standard::verify_headers(
+        &[key],
+        headers,
+        body,
+        clawlet_verify::UnixTime::from_secs(now),
+        Some(clawlet_verify::standard::DEFAULT_TOLERANCE),
+    )
+    .unwrap();
+}
+
 fn http_agent(url: &str, max_attempts: u32) -> clawlet_bus::AgentSpec {
     let kind = AgentKind::Http {
         url: url.to_owned(),
@@ -105,16 +119,7 @@ async fn http_agent_receives_signed_event_after_two_failures() {
     assert_eq!(h("webhook-id"), Some(env.id.clone()));
     assert_eq!(h("x-agent-token").as_deref(), Some("t0k"));
     assert_eq!(h("traceparent").as_deref(), Some(tp));
-    let key = clawlet_verify::standard::Key::from_secret(SECRET).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    clawlet_verify::standard::verify_headers(
-        &[key],
-        &headers,
-        &body,
-        clawlet_verify::UnixTime::from_secs(now),
-        Some(clawlet_verify::standard::DEFAULT_TOLERANCE),
-    )
-    .unwrap();
+    assert_signed(&headers, &body);
     let forwarded: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(forwarded["id"], env.id.as_str());
     assert_eq!(forwarded["type"], "pull_request");
@@ -221,16 +226,7 @@ async fn a_large_event_reaches_every_agent_and_the_journal_whole() {
     assert!(written == json.as_bytes(), "the exec agent's input differs");
     let (headers, body) = received.try_recv().unwrap();
     assert!(body == json.as_bytes(), "the HTTP agent's body differs");
-    let key = clawlet_verify::standard::Key::from_secret(SECRET).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    clawlet_verify::standard::verify_headers(
-        &[key],
-        &headers,
-        &body,
-        clawlet_verify::UnixTime::from_secs(now),
-        Some(clawlet_verify::standard::DEFAULT_TOLERANCE),
-    )
-    .unwrap();
+    assert_signed(&headers, &body);
     let stored = bus.show(&env.id).await.unwrap().unwrap();
     assert_eq!(stored.envelope.payload, env.payload);
     assert_eq!(stored.status, DeliveryStatus::Delivered);

@@ -65,23 +65,30 @@ fn recorded_batch() -> String {
     accept["body"].as_str().unwrap().to_owned()
 }
 
-#[test]
-fn each_element_is_an_envelope_whose_payload_is_the_element_as_sent() {
-    let body = recorded_batch();
+/// A SendGrid batch split into its events; panics when `body` is not split.
+fn split(body: &bytes::Bytes) -> Vec<crate::Envelope> {
     let custom = CustomOptions {
         layout: sendgrid(),
         ..CustomOptions::default()
     };
-    let Ok(Parsed::Batch(events)) = parse_batch(&Request {
+    let parsed = parse_batch(&Request {
         handler: "mail",
         source: Source::Sendgrid,
         headers: &[JSON],
-        body: &bytes::Bytes::copy_from_slice(body.as_bytes()),
+        body,
         received_at: time::OffsetDateTime::UNIX_EPOCH,
         custom: &custom,
-    }) else {
-        panic!("not a batch: {body}");
+    });
+    let Ok(Parsed::Batch(events)) = parsed else {
+        panic!("not a batch: {}: {parsed:?}", String::from_utf8_lossy(body));
     };
+    events
+}
+
+#[test]
+fn each_element_is_an_envelope_whose_payload_is_the_element_as_sent() {
+    let body = recorded_batch();
+    let events = split(&bytes::Bytes::from(body.clone()));
     let got: Vec<(&str, &str, &str)> = events
         .iter()
         .map(|e| {
@@ -128,20 +135,7 @@ fn payloads_keep_the_spacing_they_were_sent_with() {
     let second =
         "{\"event\":\"click\",\"sg_event_id\":\"b\",\"url\":\"https://example.com/\\u00e9\"}";
     let body = format!("[\n  {first} ,\t{second}\n]\n");
-    let custom = CustomOptions {
-        layout: sendgrid(),
-        ..CustomOptions::default()
-    };
-    let Ok(Parsed::Batch(events)) = parse_batch(&Request {
-        handler: "mail",
-        source: Source::Sendgrid,
-        headers: &[JSON],
-        body: &bytes::Bytes::copy_from_slice(body.as_bytes()),
-        received_at: time::OffsetDateTime::UNIX_EPOCH,
-        custom: &custom,
-    }) else {
-        panic!("not a batch: {body}");
-    };
+    let events = split(&bytes::Bytes::from(body));
     let payloads: Vec<&str> = events.iter().map(|e| e.payload.get()).collect();
     assert_eq!(payloads, [first, second]);
 }
@@ -299,20 +293,7 @@ fn each_payload_shares_the_body_buffer() {
     let body = bytes::Bytes::from_static(
         br#"[{"event":"open","sg_event_id":"a"}, {"event":"click","sg_event_id":"b"}]"#,
     );
-    let custom = CustomOptions {
-        layout: sendgrid(),
-        ..CustomOptions::default()
-    };
-    let Ok(Parsed::Batch(events)) = parse_batch(&Request {
-        handler: "mail",
-        source: Source::Sendgrid,
-        headers: &[JSON],
-        body: &body,
-        received_at: time::OffsetDateTime::UNIX_EPOCH,
-        custom: &custom,
-    }) else {
-        panic!("not a batch");
-    };
+    let events = split(&body);
     let outer = body.as_ptr_range();
     for event in &events {
         let inner = event.payload.get().as_bytes().as_ptr_range();
