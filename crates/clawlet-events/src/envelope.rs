@@ -201,7 +201,7 @@ impl Envelope {
     /// The envelope's JSON form, as stored by the bus and handed to agents: the same as its
     /// `Serialize` output, with the payload copied in as it is rather than checked again.
     pub fn to_json(&self) -> Result<String, crate::EnvelopeError> {
-        Ok(self.json_pieces()?.to_string())
+        Ok(self.json_pieces()?.joined())
     }
 
     /// [`Envelope::to_json`]'s text in pieces: the fields before the payload, then the payload,
@@ -259,7 +259,7 @@ impl EnvelopeJson {
     pub fn join(self) -> Self {
         match self {
             whole @ Self::Whole(_) => whole,
-            pieces => Self::Whole(ByteString::from(pieces.to_string())),
+            pieces => Self::Whole(ByteString::from(pieces.joined())),
         }
     }
 
@@ -280,7 +280,7 @@ impl EnvelopeJson {
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         match self {
             Self::Whole(text) => std::borrow::Cow::Borrowed(text),
-            pieces => std::borrow::Cow::Owned(pieces.to_string()),
+            pieces => std::borrow::Cow::Owned(pieces.joined()),
         }
     }
 
@@ -288,8 +288,22 @@ impl EnvelopeJson {
     pub fn to_bytes(&self) -> Bytes {
         match self {
             Self::Whole(text) => text.as_bytes().clone(),
-            pieces => Bytes::from(pieces.to_string()),
+            pieces => Bytes::from(pieces.joined()),
         }
+    }
+
+    /// The text in a string of its own, allocated once at its length.
+    fn joined(&self) -> String {
+        let mut text = String::with_capacity(self.len());
+        match self {
+            Self::Whole(whole) => text.push_str(whole),
+            Self::Pieces { head, payload } => {
+                text.push_str(head);
+                text.push_str(payload);
+                text.push('}');
+            }
+        }
+        text
     }
 
     /// The pieces to write one after the other: one when whole, three when not.
