@@ -1,75 +1,21 @@
 //! Every HMAC preset next to raw HMAC (the `hmac` crate over the same signed bytes) at a 7.7 KB
 //! delivery and at 1 MiB, and Ed25519 and ECDSA P-256 verification next to the raw crates'.
 //!
-//! Run: `cargo bench -p clawlet-verify --features ed25519,p256 --bench presets -- --warm-up-time 1 --measurement-time 3`
+//! Run: `cargo bench -p clawlet-verify --features ed25519,p256,sha1 --bench presets -- --warm-up-time 1 --measurement-time 3`
+
+mod common;
 
 use std::hint::black_box;
 
-use clawlet_verify::presets::{self, Preset};
-use clawlet_verify::scheme::{Algorithm, Request, SigningKey, Verifier};
-use clawlet_verify::{Secret, UnixTime};
+use clawlet_verify::UnixTime;
+use clawlet_verify::presets;
+use clawlet_verify::scheme::{Request, SigningKey};
+use common::{NOW_MS, URL, body_of, hmac_presets, raw_hmac, secret, signed};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hmac::{Hmac, Mac};
-
-const PUSH: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/testdata/payloads/github_push.json"
-));
-const URL: &str = "https://hooks.example.com/webhook/in";
-const NOW_MS: i64 = 1_700_000_000_000;
-
-/// A body of `len` bytes made of repeated real JSON.
-fn body_of(len: usize) -> Vec<u8> {
-    PUSH.iter().copied().cycle().take(len).collect()
-}
-
-fn raw_hmac<M: Mac + hmac::digest::KeyInit>(key: &[u8], body: &[u8]) -> impl Sized {
-    let Ok(mut mac) = <M as hmac::digest::KeyInit>::new_from_slice(key) else {
-        panic!("HMAC takes keys of any length");
-    };
-    mac.update(body);
-    mac.finalize().into_bytes()
-}
-
-/// Header-signed HMAC presets over the raw body; the in-body and token ones sign no body.
-fn hmac_presets() -> impl Iterator<Item = &'static Preset> {
-    presets::ALL.iter().filter(|p| {
-        matches!(
-            p.scheme.algorithm,
-            Algorithm::HmacSha1 | Algorithm::HmacSha256 | Algorithm::HmacSha512
-        ) && !matches!(p.kind, "mailgun" | "twilio" | "linear")
-    })
-}
-
-/// A signed delivery for a preset: headers and the verifier.
-fn signed(preset: &Preset, key: &SigningKey, body: &[u8]) -> (Vec<(String, String)>, Verifier) {
-    let mut headers: Vec<(String, String)> = Vec::new();
-    if let Some(
-        clawlet_verify::scheme::Location::Header(name)
-        | clawlet_verify::scheme::Location::HeaderOr(name, _),
-    ) = &preset.scheme.id
-    {
-        headers.push((name.to_string(), "delivery-1".to_owned()));
-    }
-    let at = UnixTime::from_millis(NOW_MS);
-    let Ok(signature) = preset.scheme.sign(
-        key,
-        &Request::new(&headers, body).url(URL).method("POST"),
-        at,
-    ) else {
-        panic!("{}: the bench input signs", preset.kind);
-    };
-    headers.extend(signature);
-    let Ok(verifier) = Verifier::new(preset.scheme.clone(), vec![key.verifying_key()]) else {
-        panic!("{}: the bench key fits", preset.kind);
-    };
-    (headers, verifier)
-}
+use hmac::Hmac;
 
 fn bench(c: &mut Criterion) {
-    let Ok(secret) = Secret::new("bench-secret-0123456789") else {
-        panic!("not empty");
-    };
+    let secret = secret();
     let key = SigningKey::Secret(secret.clone());
     let now = UnixTime::from_millis(NOW_MS);
     for (label, body) in [("7.7KB", body_of(7_700)), ("1MiB", body_of(1 << 20))] {

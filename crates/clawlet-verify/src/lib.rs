@@ -154,7 +154,7 @@ pub mod standard;
 pub mod stripe;
 
 pub use error::{ErrorKind, Verified, VerifyError};
-pub use headers::Headers;
+pub use headers::{Headers, Lookup};
 pub use secret::Secret;
 pub use time::{Tolerance, UnixTime};
 

@@ -52,6 +52,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use hmac::digest::KeyInit;
 use sha2::Digest as _;
 
+use crate::headers::Lookup;
 use crate::mac::Decimal;
 use crate::{Headers, Secret, Tolerance, UnixTime, Verified, VerifyError, json};
 
@@ -640,11 +641,13 @@ impl Verifier {
                 scheme.check_body_hash(request)?;
                 let mut verified = Verified::new(index);
                 if let (Some(rule), Some(ts)) = (&scheme.timestamp, timestamp) {
-                    let ts_ms = to_millis(ts, rule.unit);
                     rule.tolerance
                         .check_millis(aged_from_millis(ts, rule.unit), now.into())?;
-                    // Exact: an i64 of seconds or of milliseconds, in seconds.
-                    let secs = i64::try_from(ts_ms.div_euclid(1000)).unwrap_or(ts);
+                    // In i64: a 128-bit division is a call into the compiler's runtime.
+                    let secs = match rule.unit {
+                        Unit::Seconds => ts,
+                        Unit::Millis | Unit::MillisWholeSecondsExclusive => ts.div_euclid(1000),
+                    };
                     verified = verified.with_timestamp(secs);
                 }
                 Ok(verified)
@@ -762,22 +765,24 @@ impl Scheme {
         location: &Location,
         request: &Request<'a>,
     ) -> Result<Cow<'a, [u8]>, VerifyError> {
-        let header = match location {
-            Location::Header(name) => Some(name),
-            Location::HeaderOr(first, second) => Some(if request.headers.get(first).is_some() {
-                first
-            } else {
-                second
-            }),
-            Location::Json(_) => None,
+        // One lookup per header name: `lookup` also says whether the header is repeated.
+        let headers = request.headers;
+        let found = match location {
+            Location::Header(name) => headers.lookup(name),
+            Location::HeaderOr(first, second) => match headers.lookup(first) {
+                Lookup::Absent => headers.lookup(second),
+                found => found,
+            },
+            Location::Json(_) => {
+                return Scheme::extract(location, headers, request.body)
+                    .ok_or_else(|| VerifyError::missing(location_name(location)));
+            }
         };
-        if let Some(name) = header
-            && request.headers.is_repeated(name)
-        {
-            return Err(VerifyError::MalformedHeader);
+        match found {
+            Lookup::Repeated => Err(VerifyError::MalformedHeader),
+            Lookup::Once(value) if !value.is_empty() => Ok(Cow::Borrowed(value)),
+            Lookup::Once(_) | Lookup::Absent => Err(VerifyError::missing(location_name(location))),
         }
-        Scheme::extract(location, request.headers, request.body)
-            .ok_or_else(|| VerifyError::missing(location_name(location)))
     }
 
     fn read_timestamp(
@@ -832,11 +837,7 @@ impl Scheme {
                     Some(mac) => mac.digest(|sink| self.feed(request, timestamp, sink))?,
                     None => self.hmac(algorithm, secret.expose(), request, timestamp)?,
                 };
-                let mut buf = [0u8; MAX_DECODED];
-                Ok(candidates.any(|c| {
-                    decode(c, self.signature.encoding, &mut buf)
-                        .is_some_and(|n| ct_eq(&buf[..n], digest.as_bytes()))
-                }))
+                Ok(candidates.any_decoded(|sig| crate::mac::ct_eq(sig, digest.as_bytes())))
             }
             #[cfg(feature = "ed25519")]
             (Key::Ed25519(public), _) => {
@@ -844,18 +845,12 @@ impl Scheme {
                 self.feed(request, timestamp, &mut |part| {
                     message.extend_from_slice(part)
                 })?;
-                let mut buf = [0u8; MAX_DECODED];
-                Ok(candidates.any(|c| {
-                    decode(c, self.signature.encoding, &mut buf)
-                        .and_then(|n| <[u8; 64]>::try_from(&buf[..n]).ok())
-                        .is_some_and(|sig| {
-                            public
-                                .verify_strict(
-                                    &message,
-                                    &ed25519_dalek::Signature::from_bytes(&sig),
-                                )
-                                .is_ok()
-                        })
+                Ok(candidates.any_decoded(|sig| {
+                    <[u8; 64]>::try_from(sig).is_ok_and(|sig| {
+                        public
+                            .verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&sig))
+                            .is_ok()
+                    })
                 }))
             }
             #[cfg(feature = "p256")]
@@ -864,17 +859,13 @@ impl Scheme {
                 let mut hasher = sha2::Sha256::new();
                 self.feed(request, timestamp, &mut |part| hasher.update(part))?;
                 let prehash = hasher.finalize();
-                let mut buf = [0u8; MAX_DECODED];
-                Ok(candidates.any(|c| {
-                    decode(c, self.signature.encoding, &mut buf)
-                        .and_then(|n| {
-                            if algorithm == Algorithm::EcdsaP256Der {
-                                p256::ecdsa::Signature::from_der(&buf[..n]).ok()
-                            } else {
-                                p256::ecdsa::Signature::from_slice(&buf[..n]).ok()
-                            }
-                        })
-                        .is_some_and(|sig| public.verify_prehash(&prehash, &sig).is_ok())
+                Ok(candidates.any_decoded(|sig| {
+                    let sig = if algorithm == Algorithm::EcdsaP256Der {
+                        p256::ecdsa::Signature::from_der(sig).ok()
+                    } else {
+                        p256::ecdsa::Signature::from_slice(sig).ok()
+                    };
+                    sig.is_some_and(|sig| public.verify_prehash(&prehash, &sig).is_ok())
                 }))
             }
         }
@@ -964,8 +955,8 @@ impl Scheme {
         };
         let digest = sha2::Sha256::digest(request.body);
         let mut buf = [0u8; MAX_DECODED];
-        let matches =
-            decode(&expected, Encoding::Hex, &mut buf).is_some_and(|n| ct_eq(&buf[..n], &digest));
+        let matches = decode(&expected, Encoding::Hex, &mut buf)
+            .is_some_and(|n| crate::mac::ct_eq(&buf[..n], &digest));
         if matches {
             Ok(())
         } else {
@@ -1155,12 +1146,19 @@ struct Candidates<'a> {
     count: usize,
     /// Whether `first` holds every signature in the list; a longer list is parsed again.
     complete: bool,
+    /// A single (non-list) signature, decoded once when its shape is checked.
+    decoded: [u8; MAX_DECODED],
+    /// How many bytes of `decoded` are filled; `None` for a list or a text signature.
+    decoded_len: Option<usize>,
 }
 
 /// How many signatures a list keeps from its one pass: more than any sender rotates through.
 const FIRST_CANDIDATES: usize = 8;
 
 impl<'a> Candidates<'a> {
+    /// Inlined into its one caller, so that the value is built where it is kept instead of
+    /// being copied there (it is a few hundred bytes).
+    #[inline(always)]
     fn new(
         signature: &'a Signature,
         algorithm: Algorithm,
@@ -1172,17 +1170,17 @@ impl<'a> Candidates<'a> {
             first: [&[]; FIRST_CANDIDATES],
             count: 0,
             complete: true,
+            decoded: [0; MAX_DECODED],
+            decoded_len: None,
         };
         match &signature.list {
             List::Single => {
-                let value = raw
-                    .strip_prefix(signature.prefix.as_bytes())
+                let value = strip_prefix(raw, signature.prefix.as_bytes())
                     .ok_or(VerifyError::MalformedHeader)?;
                 // Only the shape is checked here, never the content: a sender bug answers
                 // `malformed_header`, apart from a wrong signature.
                 if signature.encoding != Encoding::Text {
-                    let mut buf = [0u8; MAX_DECODED];
-                    let n = decode(value, signature.encoding, &mut buf)
+                    let n = decode(value, signature.encoding, &mut candidates.decoded)
                         .ok_or(VerifyError::MalformedHeader)?;
                     let fits = match algorithm {
                         Algorithm::Ed25519 | Algorithm::EcdsaP256Raw => n == 64,
@@ -1193,6 +1191,7 @@ impl<'a> Candidates<'a> {
                     if !fits {
                         return Err(VerifyError::MalformedHeader);
                     }
+                    candidates.decoded_len = Some(n);
                 }
             }
             List::Separated(_) | List::Pairs { .. } => {
@@ -1225,6 +1224,16 @@ impl<'a> Candidates<'a> {
         } else {
             self.iter().any(check)
         }
+    }
+
+    /// Whether `check` holds for any signature in the list once decoded; a malformed one is
+    /// skipped.
+    fn any_decoded(&self, mut check: impl FnMut(&[u8]) -> bool) -> bool {
+        if let Some(n) = self.decoded_len {
+            return check(&self.decoded[..n]);
+        }
+        let mut buf = [0u8; MAX_DECODED];
+        self.any(|c| decode(c, self.signature.encoding, &mut buf).is_some_and(|n| check(&buf[..n])))
     }
 
     fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
@@ -1275,13 +1284,7 @@ impl<'a> Iterator for Signatures<'a> {
                         .map(|eq| &entry[eq + 1..])
                 }
             };
-            let stripped = value.and_then(|v| {
-                if self.prefix.is_empty() {
-                    Some(v)
-                } else {
-                    v.strip_prefix(self.prefix)
-                }
-            });
+            let stripped = value.and_then(|v| strip_prefix(v, self.prefix));
             if stripped.is_some() {
                 return stripped;
             }
@@ -1289,9 +1292,19 @@ impl<'a> Iterator for Signatures<'a> {
     }
 }
 
+/// `value` without `prefix`, or `None` when it does not start with it; an empty prefix costs
+/// no comparison.
+fn strip_prefix<'a>(value: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    if prefix.is_empty() {
+        Some(value)
+    } else {
+        value.strip_prefix(prefix)
+    }
+}
+
 /// `value` up to the first `separator`, and what follows it (`None` when there is none).
 fn split_at_byte(value: &[u8], separator: u8) -> (&[u8], Option<&[u8]>) {
-    match value.iter().position(|&b| b == separator) {
+    match find_byte(value, separator) {
         Some(at) => (&value[..at], Some(&value[at + 1..])),
         None => (value, None),
     }
@@ -1314,10 +1327,44 @@ fn trim_spaces(mut s: &[u8]) -> &[u8] {
 
 /// `key=value` elements split at the first `=`; an element without `=` is ignored.
 fn pairs(raw: &[u8], separator: u8) -> impl Iterator<Item = (&[u8], &[u8])> {
-    raw.split(move |&b| b == separator).filter_map(|element| {
-        let eq = element.iter().position(|&b| b == b'=')?;
-        Some((&element[..eq], &element[eq + 1..]))
+    let mut rest = Some(raw);
+    core::iter::from_fn(move || {
+        loop {
+            let (element, after) = split_at_byte(rest?, separator);
+            rest = after;
+            if let Some(eq) = element.iter().position(|&b| b == b'=') {
+                return Some((&element[..eq], &element[eq + 1..]));
+            }
+        }
     })
+}
+
+/// The index of the first `needle` in `haystack`, eight bytes at a time: a signature header is
+/// mostly long runs of digits between its separators, and a byte-by-byte scan of it was the
+/// verifier's largest cost after the MAC.
+pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * u64::from(needle);
+    let mut chunks = haystack.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        // A zero byte of `word` is a match. The lowest flagged byte is the first zero: a false
+        // flag can only sit above a true one (a borrow), never below it.
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(bytes) ^ pattern;
+        let zero = word.wrapping_sub(ONES) & !word & HIGH;
+        if zero != 0 {
+            return Some(offset + (zero.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|at| offset + at)
 }
 
 /// The longest decoded signature: an ECDSA P-256 signature in DER.
@@ -1343,20 +1390,42 @@ fn decode(value: &[u8], encoding: Encoding, out: &mut [u8; MAX_DECODED]) -> Opti
     }
 }
 
+/// Each byte's value as a hex digit, or [`NOT_HEX`]; the second table refuses upper case.
+const HEX_DIGITS: [[u8; 256]; 2] = [hex_table(true), hex_table(false)];
+const NOT_HEX: u8 = 0xff;
+
+const fn hex_table(upper: bool) -> [u8; 256] {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        if upper {
+            table[b'A' as usize + i] = 10 + i as u8;
+        }
+        i += 1;
+    }
+    table
+}
+
+/// Decodes hex through a table, without a branch per digit: an invalid digit sets high bits
+/// that are checked once at the end.
 fn decode_hex(value: &[u8], upper: bool, out: &mut [u8]) -> Option<usize> {
     if value.is_empty() || !value.len().is_multiple_of(2) || value.len() / 2 > out.len() {
         return None;
     }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' if upper => Some(c - b'A' + 10),
-        _ => None,
-    };
+    let table = &HEX_DIGITS[usize::from(!upper)];
+    let mut invalid = 0u8;
     for (slot, pair) in out.iter_mut().zip(value.chunks_exact(2)) {
-        *slot = (digit(pair[0])? << 4) | digit(pair[1])?;
+        let (high, low) = (table[usize::from(pair[0])], table[usize::from(pair[1])]);
+        invalid |= high | low;
+        *slot = (high << 4) | (low & 0x0f);
     }
-    Some(value.len() / 2)
+    (invalid & 0xf0 == 0).then_some(value.len() / 2)
 }
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
@@ -1365,13 +1434,6 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
-}
-
-/// Constant-time equality; a length difference (public: it follows from the algorithm) fails at
-/// once, and an empty value never matches.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq as _;
-    !a.is_empty() && a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 /// The decoded value of query parameter `name` in `url`, if present.

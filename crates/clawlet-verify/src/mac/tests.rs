@@ -53,6 +53,19 @@ proptest! {
 }
 
 #[test]
+fn decimal_renders_every_digit_count_and_both_ends() {
+    let mut edges = vec![i64::MIN, i64::MAX, 0, -1];
+    let mut power = 1i64;
+    for _ in 0..18 {
+        edges.extend([power - 1, power, -power, power * 5 + 7]);
+        power *= 10;
+    }
+    for n in edges {
+        assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes(), "{n}");
+    }
+}
+
+#[test]
 fn hmac_is_fed_incrementally_like_one_buffer() {
     let whole = hmac(Algorithm::Sha256, b"key", &[b"123.body"]);
     let parts = hmac(Algorithm::Sha256, b"key", &[b"123", b".", b"body"]);

@@ -183,6 +183,63 @@ fn signature_layouts() {
     }
 }
 
+proptest::proptest! {
+    #[test]
+    fn find_byte_finds_what_a_byte_scan_finds(
+        haystack in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        needle in proptest::prelude::any::<u8>(),
+        planted in proptest::option::of(0usize..40),
+    ) {
+        let mut haystack = haystack;
+        // Random bytes seldom hold the needle: plant it, often after bytes just below and
+        // above it, where a word-at-a-time scan could borrow into a false match.
+        if let Some(at) = planted.filter(|&at| at < haystack.len()) {
+            haystack[at] = needle;
+            if at > 0 {
+                haystack[at - 1] = needle.wrapping_add(1);
+            }
+        }
+        proptest::prop_assert_eq!(
+            super::find_byte(&haystack, needle),
+            haystack.iter().position(|&b| b == needle)
+        );
+    }
+}
+
+#[test]
+fn hex_decoding_takes_exactly_the_hex_digits_in_either_place() {
+    for upper in [true, false] {
+        for b in 0..=255u8 {
+            let digit = match b {
+                b'0'..=b'9' => Some(b - b'0'),
+                b'a'..=b'f' => Some(b - b'a' + 10),
+                b'A'..=b'F' if upper => Some(b - b'A' + 10),
+                _ => None,
+            };
+            for (pair, expected) in [
+                ([b, b'7'], digit.map(|d| d << 4 | 7)),
+                ([b'7', b], digit.map(|d| 0x70 | d)),
+            ] {
+                let mut out = [0u8; 1];
+                let decoded = super::decode_hex(&pair, upper, &mut out).map(|n| out[..n].to_vec());
+                assert_eq!(
+                    decoded,
+                    expected.map(|v| vec![v]),
+                    "{pair:?}, upper case allowed: {upper}"
+                );
+            }
+        }
+    }
+    let mut out = [0u8; 2];
+    assert_eq!(super::decode_hex(b"", true, &mut out), None);
+    assert_eq!(super::decode_hex(b"abc", true, &mut out), None);
+    assert_eq!(
+        super::decode_hex(b"aabbcc", true, &mut out),
+        None,
+        "longer than the buffer"
+    );
+}
+
 #[test]
 fn repeated_headers_are_refused() {
     let headers = [("x-sig", "a"), ("X-Sig", "b")];
