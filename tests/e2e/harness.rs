@@ -35,6 +35,12 @@ pub(crate) struct Daemon {
 /// How long start-up may take before the test fails (a bound, not an expectation).
 const START_BOUND: Duration = Duration::from_secs(30);
 
+/// The shipped unit's `RestartSec`.
+const UNIT_RESTART_DELAY: Duration = Duration::from_secs(2);
+
+/// A daemon that exited before it reported its address, with its log.
+struct Exited(String);
+
 impl Daemon {
     /// Writes `config` (YAML; `{dir}` is replaced by the state directory) and starts the daemon.
     pub(crate) fn start(config: &str) -> Daemon {
@@ -67,7 +73,46 @@ impl Daemon {
         (self.child, self.addr, self.log) = (child, addr, log);
     }
 
+    /// [`restart`](Self::restart) as the shipped unit restarts the daemon (`Restart=on-failure`,
+    /// `RestartSec=2`): a start that exits with an error, as one may while a NATS cluster is
+    /// still electing leaders, is followed by another, until `deadline`. A start that hangs
+    /// still fails the test.
+    pub(crate) fn restart_on_failure(&mut self, deadline: std::time::Instant) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut failed = String::new();
+        loop {
+            match Self::try_spawn(&self.config, &[]) {
+                Ok((child, addr, log)) => {
+                    (self.child, self.addr, self.log) = (child, addr, log);
+                    return;
+                }
+                Err(Exited(log)) => {
+                    failed.push_str(&log);
+                    failed.push_str("--- exited; started again as the unit would ---\n");
+                    assert!(
+                        std::time::Instant::now() + UNIT_RESTART_DELAY < deadline,
+                        "the daemon kept exiting at start-up; logs:\n{failed}"
+                    );
+                    std::thread::sleep(UNIT_RESTART_DELAY);
+                }
+            }
+        }
+    }
+
     fn spawn(config: &Path, env: &[(&str, &str)]) -> (Child, SocketAddr, Arc<Mutex<String>>) {
+        match Self::try_spawn(config, env) {
+            Ok(started) => started,
+            Err(Exited(log)) => panic!("the daemon exited at start-up; log:\n{log}"),
+        }
+    }
+
+    /// Starts the daemon and waits for its address; `Err` with its log when it exits first.
+    /// Panics when it neither reports an address nor exits within [`START_BOUND`].
+    fn try_spawn(
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<(Child, SocketAddr, Arc<Mutex<String>>), Exited> {
         let mut cmd = Command::new(binary());
         cmd.arg("serve")
             .arg("--config")
@@ -100,7 +145,13 @@ impl Daemon {
         });
         let addr = match rx.recv_timeout(START_BOUND) {
             Ok(addr) => addr,
-            Err(_) => {
+            // The reader ended without an address: stderr closed, so the daemon is exiting.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().expect("waiting for the daemon");
+                let log = log.lock().unwrap().clone();
+                return Err(Exited(format!("{log}(exit status: {status})\n")));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 panic!(
                     "the daemon did not report its address; log:\n{}",
@@ -108,7 +159,7 @@ impl Daemon {
                 );
             }
         };
-        (child, addr, log)
+        Ok((child, addr, log))
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

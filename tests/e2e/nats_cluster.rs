@@ -424,7 +424,7 @@ async fn three_daemons_on_a_three_node_cluster_store_each_acknowledged_delivery_
         jetstream_ready(&cluster.nodes[victim].url(), deadline).await,
         &cluster,
     );
-    tokio::task::block_in_place(|| daemons[1].restart());
+    tokio::task::block_in_place(|| daemons[1].restart_on_failure(deadline));
     urls.lock().unwrap()[1] = daemons[1].url("/webhook/github");
 
     tokio::time::timeout(deadline - Instant::now(), spray)
