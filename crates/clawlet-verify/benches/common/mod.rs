@@ -55,7 +55,26 @@ pub(crate) fn signed(
     key: &SigningKey,
     body: &[u8],
 ) -> (Vec<(String, String)>, Verifier) {
-    let mut headers: Vec<(String, String)> = Vec::new();
+    // What a sender and a proxy put beside the signature, so that a lookup searches a real
+    // request's worth of headers.
+    let mut headers: Vec<(String, String)> = [
+        ("host", "hooks.example.com"),
+        ("user-agent", "Sender-Hookshot/1.0"),
+        ("content-type", "application/json"),
+        ("content-length", "7700"),
+        ("accept", "*/*"),
+        ("accept-encoding", "gzip"),
+        ("x-forwarded-for", "192.0.2.10"),
+        ("x-forwarded-proto", "https"),
+        ("x-request-id", "4bf92f3577b34da6a3ce929d0e0e4736"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+    ]
+    .iter()
+    .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+    .collect();
     if let Some(Location::Header(name) | Location::HeaderOr(name, _)) = &preset.scheme.id {
         headers.push((name.to_string(), "delivery-1".to_owned()));
     }
