@@ -1193,6 +1193,8 @@ impl<'a> Candidates<'a> {
                     }
                     candidates.decoded_len = Some(n);
                 }
+                candidates.first[0] = value;
+                candidates.count = 1;
             }
             List::Separated(_) | List::Pairs { .. } => {
                 let mut first = [&[][..]; FIRST_CANDIDATES];
@@ -1209,11 +1211,8 @@ impl<'a> Candidates<'a> {
                 candidates.first = first;
                 candidates.count = count;
                 candidates.complete = complete;
-                return Ok(candidates);
             }
         }
-        candidates.first[0] = candidates.iter().next().unwrap_or_default();
-        candidates.count = 1;
         Ok(candidates)
     }
 
@@ -1342,7 +1341,7 @@ fn pairs(raw: &[u8], separator: u8) -> impl Iterator<Item = (&[u8], &[u8])> {
 /// The index of the first `needle` in `haystack`, eight bytes at a time: a signature header is
 /// mostly long runs of digits between its separators, and a byte-by-byte scan of it was the
 /// verifier's largest cost after the MAC.
-pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
+fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let pattern = ONES * u64::from(needle);
